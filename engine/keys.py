@@ -1,0 +1,65 @@
+"""Every object key the engine uses is built (and parsed) here, and nowhere else.
+
+Sequence numbers are zero-padded to 20 digits so that key order is sequence order, as in Delta's
+``_delta_log`` and SlateDB's WAL. Paths hold ids, never names: a bucket or index deleted and
+re-created under the same name gets a new id, so old data cannot leak into the new one.
+"""
+
+from __future__ import annotations
+
+SEQ_DIGITS = 20
+CATALOG_LOG = "catalog/log/"
+
+
+def seq_name(seq: int) -> str:
+    if seq < 0:
+        raise ValueError(f"negative seq {seq}")
+    return f"{seq:0{SEQ_DIGITS}d}"
+
+
+def seq_of(key: str) -> int:
+    """The sequence number at the end of a log key."""
+    return int(key.rsplit("/", 1)[1])
+
+
+def log_entry(log_prefix: str, seq: int) -> str:
+    return log_prefix + seq_name(seq)
+
+
+def catalog_snapshot(seq: int) -> str:
+    return f"catalog/snapshot-{seq_name(seq)}"
+
+
+def index_root(bucket_id: str, index_id: str) -> str:
+    return f"data/{bucket_id}/{index_id}/"
+
+
+def index_log(bucket_id: str, index_id: str) -> str:
+    """Prefix of an index's data log; entries are ``log_entry(index_log(...), seq)``."""
+    return index_root(bucket_id, index_id) + "log/"
+
+
+def lance_under(root: str) -> str:
+    """The Lance dataset of a materialization root (an index root, or a scratch root)."""
+    return root + "lance"
+
+
+def checkpoint_under(root: str) -> str:
+    return root + "checkpoint"
+
+
+def index_lance(bucket_id: str, index_id: str) -> str:
+    return lance_under(index_root(bucket_id, index_id))
+
+
+def index_checkpoint(bucket_id: str, index_id: str) -> str:
+    return checkpoint_under(index_root(bucket_id, index_id))
+
+
+def scratch_root(name: str) -> str:
+    """Where replays and consistency checks build throwaway datasets."""
+    return f"scratch/{name}/"
+
+
+def index_lease(bucket_id: str, index_id: str) -> str:
+    return index_root(bucket_id, index_id) + "lease"

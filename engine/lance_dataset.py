@@ -1,0 +1,250 @@
+"""The only module that imports Lance: one index's materialized dataset.
+
+Every method is synchronous and blocking; callers run them in worker threads
+(``anyio.to_thread.run_sync``), never on the event loop. Facts and traps behind the choices here
+are in research/lance.md: IVF-PQ is queried with a refine factor (recall without it is 0.4-0.6),
+filters always prefilter, and new rows are added to the index as delta segments with
+``optimize_indices(num_indices_to_merge=0)`` because the default re-partitions the index.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
+
+import lance
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.settings import IndexTuning
+from engine.store import LanceLocation
+
+VECTOR_INDEX = "vector_idx"
+_LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
+
+
+def key_hash(key: str) -> int:
+    """Stable hash of a key; ``key_hash % segmentCount`` assigns ListVectors segments."""
+    return zlib.crc32(key.encode())
+
+
+def schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("key", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+            pa.field("metadata", pa.string()),
+            pa.field("tokens", pa.list_(pa.string())),
+            pa.field("numbers", pa.json_()),
+            pa.field("key_hash", pa.uint32()),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Hit:
+    key: str
+    distance: float
+    metadata: str | None
+
+
+def _sql_list(keys: list[str]) -> str:
+    return ", ".join("'" + k.replace("'", "''") + "'" for k in keys)
+
+
+class LanceDataset:
+    """A handle on one index's Lance dataset. Not thread-safe for writes: one writer (the
+    materializer) at a time; readers use ``snapshot()`` handles, which are immutable."""
+
+    def __init__(self, location: LanceLocation, dimension: int, metric: str, tuning: IndexTuning) -> None:
+        self.location = location
+        self.dimension = dimension
+        self.metric = metric
+        self.tuning = tuning
+        self._ds: Any = None
+        self._rows_at_build = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def open(self, version: int | None = None) -> bool:
+        """Open the newest version (or ``version``); False if the dataset does not exist yet."""
+        try:
+            self._ds = lance.dataset(
+                self.location.uri, version=version, storage_options=self.location.storage_options or None
+            )
+        except (FileNotFoundError, ValueError, OSError) as e:
+            if "not found" in str(e).lower() or "does not exist" in str(e).lower() or isinstance(e, FileNotFoundError):
+                self._ds = None
+                return False
+            raise
+        if self.has_vector_index():
+            self._rows_at_build = max(self._rows_at_build, self._indexed_rows())
+        return True
+
+    @property
+    def version(self) -> int:
+        return 0 if self._ds is None else int(self._ds.version)
+
+    def snapshot(self) -> Any:
+        """An immutable handle for readers (None before the first fold)."""
+        return self._ds
+
+    def count_rows(self) -> int:
+        return 0 if self._ds is None else int(self._ds.count_rows())
+
+    # --- writes (materializer only) -------------------------------------------------------------
+
+    def apply(self, upserts: pa.Table | None, deletes: list[str]) -> int:
+        """Delete then upsert by key, in as few commits as possible; returns the new version."""
+        if self._ds is None:
+            if upserts is None or len(upserts) == 0:
+                # Nothing to create the dataset with; deletes of unknown keys are no-ops.
+                return 0
+            self._ds = lance.write_dataset(
+                upserts.cast(schema(self.dimension)),
+                self.location.uri,
+                mode="create",
+                storage_options=self.location.storage_options or None,
+            )
+            return self.version
+        for i in range(0, len(deletes), 1000):
+            self._ds.delete(f"key IN ({_sql_list(deletes[i : i + 1000])})")
+        if upserts is not None and len(upserts):
+            (
+                self._ds.merge_insert("key")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(upserts.cast(schema(self.dimension)))
+            )
+        self.open()
+        return self.version
+
+    def maintain(self) -> list[str]:
+        """Build, extend, retrain and compact the vector index as the data grows; returns what ran."""
+        done: list[str] = []
+        if self._ds is None:
+            return done
+        t = self.tuning
+        rows = self.count_rows()
+        if not self.has_vector_index():
+            if rows >= t.build_threshold:
+                self._build(rows)
+                done.append("build")
+        elif rows >= t.retrain_growth * max(1, self._rows_at_build):
+            self._build(rows)
+            done.append("retrain")
+        if len(self._ds.get_fragments()) >= t.compact_fragments:
+            self._ds.optimize.compact_files()
+            self.open()
+            done.append("compact")
+        if self.has_vector_index() and self._unindexed_rows() >= t.optimize_unindexed_rows:
+            self._ds.optimize.optimize_indices(num_indices_to_merge=0)
+            self.open()
+            done.append("optimize")
+        return done
+
+    def _build(self, rows: int) -> None:
+        d = self.dimension
+        # ~sqrt(n) partitions; sub-vectors of 4 dimensions where the dimension allows (PQ error,
+        # not nprobes, limits recall on 8-dimension sub-vectors: research/lance.md 4.2).
+        partitions = max(1, min(4096, int(math.sqrt(rows)), rows // 64))
+        sub = next((m for m in range(max(1, d // 4), 0, -1) if d % m == 0), 1)
+        self._ds.create_index(
+            "vector",
+            index_type="IVF_PQ",
+            metric=_LANCE_METRIC[self.metric],
+            num_partitions=partitions,
+            num_sub_vectors=sub,
+            sample_rate=self.tuning.sample_rate,
+            max_iters=self.tuning.max_iters,
+            replace=True,
+            name=VECTOR_INDEX,
+        )
+        self.open()
+        self._rows_at_build = rows
+
+    def has_vector_index(self) -> bool:
+        return self._ds is not None and any(i["name"] == VECTOR_INDEX for i in self._ds.list_indices())
+
+    def _index_stats(self) -> dict[str, Any]:
+        return dict(self._ds.stats.index_stats(VECTOR_INDEX))
+
+    def _indexed_rows(self) -> int:
+        return int(self._index_stats().get("num_indexed_rows", 0))
+
+    def _unindexed_rows(self) -> int:
+        return int(self._index_stats().get("num_unindexed_rows", 0))
+
+    def index_state(self) -> dict[str, Any]:
+        if not self.has_vector_index():
+            return {"type": "flat", "rows": self.count_rows()}
+        s = self._index_stats()
+        return {
+            "type": "IVF_PQ",
+            "rows": self.count_rows(),
+            "indexed_rows": int(s.get("num_indexed_rows", 0)),
+            "unindexed_rows": int(s.get("num_unindexed_rows", 0)),
+            "segments": int(s.get("num_segments", 1)),
+        }
+
+
+# --- reads (on snapshot handles, from any thread) ---------------------------------------------
+
+
+def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | None, tuning: IndexTuning) -> list[Hit]:
+    """Top-``k`` rows by exact distance (refined), with the filter applied before the search."""
+    if ds is None or k <= 0:
+        return []
+    nearest: dict[str, Any] = {
+        "column": "vector",
+        "q": query,
+        "k": k,
+        "metric": _LANCE_METRIC[metric],
+        "nprobes": tuning.nprobes,
+        "refine_factor": tuning.refine_factor,
+    }
+    table = ds.to_table(
+        nearest=nearest,
+        columns=["key", "metadata", "_distance"],
+        filter=sql_filter,
+        prefilter=True,
+        disable_scoring_autoprojection=True,
+    )
+    dist = table.column("_distance").to_numpy(zero_copy_only=False).astype(np.float64)
+    if metric == "euclidean":
+        dist = np.sqrt(np.maximum(dist, 0.0))  # Lance reports squared L2
+    return [
+        Hit(key, float(d), meta)
+        for key, d, meta in zip(
+            table.column("key").to_pylist(), dist, table.column("metadata").to_pylist(), strict=True
+        )
+    ]
+
+
+def take(ds: Any, keys: list[str], columns: list[str]) -> pa.Table:
+    if ds is None or not keys:
+        return pa.table({c: [] for c in columns})
+    return ds.to_table(columns=columns, filter=f"key IN ({_sql_list(keys)})")
+
+
+def scan_keys(ds: Any, after: str | None, segment_count: int, segment_index: int, limit: int) -> list[str]:
+    """The first ``limit`` keys in key order after ``after`` within one list segment."""
+    if ds is None:
+        return []
+    conds = []
+    if after is not None:
+        conds.append(f"key > {_sql_list([after])}")
+    if segment_count > 1:
+        conds.append(f"key_hash % {segment_count} = {segment_index}")
+    table = ds.to_table(columns=["key"], filter=" AND ".join(conds) or None)
+    keys = table.column("key")
+    if len(keys) > limit:
+        keys = pc.take(keys, pc.select_k_unstable(table, limit, [("key", "ascending")]))
+    return sorted(keys.to_pylist())

@@ -1,0 +1,242 @@
+"""One index as this process serves it: its appender, its tail, its dataset snapshot, its reads.
+
+Reads merge the Lance snapshot with the in-memory tail of events past the snapshot's checkpoint;
+keys touched in the tail are taken from the tail (a delete hides the key at once). Before a read the
+index probes its log for entries written by any process since it last looked, so every read sees
+every acknowledged write.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import numpy as np
+
+from engine import keys
+from engine.catalog_state import Index
+from engine.clock import Clock, IdSource
+from engine.context import RequestContext
+from engine.errors import ValidationError
+from engine.filters import Filter
+from engine.lance_dataset import Hit, key_hash, scan_keys, search, take
+from engine.log import Appender, EventObject, read_log
+from engine.log.event import ARROW, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
+from engine.log.payload import VectorBatch, Vectors, encode_vectors
+from engine.materializer import Checkpoint, Materializer, read_checkpoint
+from engine.settings import Settings
+from engine.store import ObjectStore
+from engine.tail import Tail
+
+CHECKPOINT_POLL = 1.0  # seconds between checkpoint reads when another process folds this index
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    key: str
+    vector: Vectors | None
+    metadata: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    vectors: list[VectorRecord]
+    next_token: str | None
+
+
+def _encode_token(after: str, segment_count: int, segment_index: int) -> str:
+    raw = json.dumps({"a": after, "c": segment_count, "i": segment_index}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, segment_count: int, segment_index: int) -> str:
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        after, c, i = doc["a"], doc["c"], doc["i"]
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError("invalid nextToken", field="nextToken") from None
+    if (c, i) != (segment_count, segment_index) or not isinstance(after, str):
+        raise ValidationError("nextToken does not belong to this segment", field="nextToken")
+    return after
+
+
+class LiveIndex:
+    def __init__(self, store: ObjectStore, index: Index, settings: Settings, clock: Clock, ids: IdSource) -> None:
+        self.store = store
+        self.index = index
+        self.settings = settings
+        self.clock = clock
+        self.ids = ids
+        self.prefix = keys.index_log(index.bucket_id, index.id)
+        self.tail = Tail(index.metric)
+        self.checkpoint = Checkpoint()
+        self.reader: Any = None
+        self.materializer = Materializer(store, index, settings, publish=self.publish)
+        self._appender: Appender | None = None
+        self._refresh_lock = anyio.Lock()
+        self._last_checkpoint_poll = 0.0
+
+    async def open(self) -> None:
+        self.checkpoint = await read_checkpoint(self.store, self.index)
+        self.reader = await anyio.to_thread.run_sync(self.materializer._reader)
+        self.tail = Tail(self.index.metric, base_seq=self.checkpoint.seq)
+        await self.refresh()
+        self._appender = Appender(
+            self.store,
+            self.prefix,
+            self.clock,
+            window=self.settings.group_commit_window,
+            max_bytes=self.settings.max_event_bytes,
+            known_seq=self.tail.seq,
+            on_written=self._written,
+        )
+        self._last_checkpoint_poll = self.clock.monotonic()
+
+    async def publish(self, checkpoint: Checkpoint, reader: Any) -> None:
+        """Adopt a newer materialized state: swap the snapshot, forget the folded tail."""
+        if checkpoint.seq < self.checkpoint.seq:
+            return
+        self.checkpoint, self.reader = checkpoint, reader
+        self.tail.trim(checkpoint.seq)
+
+    async def refresh(self) -> None:
+        """Pull every event past the tail (written by any process) into the tail."""
+        async with self._refresh_lock:
+            async for obj in read_log(self.store, self.prefix, self.tail.seq):
+                self.tail.apply(obj)
+            if (
+                not self.settings.run_materializers
+                and self.clock.monotonic() - self._last_checkpoint_poll >= CHECKPOINT_POLL
+            ):
+                self._last_checkpoint_poll = self.clock.monotonic()
+                cp = await read_checkpoint(self.store, self.index)
+                if cp.seq > self.checkpoint.seq:
+                    await self.publish(cp, await anyio.to_thread.run_sync(self.materializer._reader))
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def _append(self, events: list[Event]) -> int:
+        assert self._appender is not None, "LiveIndex.open() first"
+        seq = await self._appender.append(events)
+        if self.tail.seq < seq:
+            await self.refresh()
+        return seq
+
+    def _written(self, obj: EventObject) -> None:
+        """Fold our own appends without reading them back, when they are next in line."""
+        if self.tail.seq == obj.seq - 1:
+            self.tail.apply(obj)
+
+    def _event(self, ctx: RequestContext, type: str, payload: bytes, fmt: str, attrs: dict[str, Any]) -> Event:
+        return Event.new(
+            ctx, id=self.ids.new_id(), type=type, time=self.clock.now(), payload=payload, format=fmt, attrs=attrs
+        )
+
+    async def put(self, ctx: RequestContext, batch: VectorBatch) -> list[int]:
+        """Append a put; batches over the event size become chunk events (not atomic as a whole)."""
+        per_row = max(1, batch.nbytes() // max(1, len(batch)))
+        rows_per_chunk = max(1, self.settings.max_event_bytes // per_row)
+        chunks = [batch.slice(i, i + rows_per_chunk) for i in range(0, len(batch), rows_per_chunk)]
+        seqs = []
+        for n, chunk in enumerate(chunks):
+            attrs = {"count": len(chunk)} | ({"chunk": [n + 1, len(chunks)]} if len(chunks) > 1 else {})
+            ev = self._event(ctx, VECTORS_PUT, encode_vectors(chunk), ARROW, attrs)
+            seqs.append(await self._append([ev]))
+        return seqs
+
+    async def delete(self, ctx: RequestContext, keys_: list[str]) -> int:
+        ev = self._event(ctx, VECTORS_DELETED, json_payload({"keys": keys_}), "json", {"count": len(keys_)})
+        return await self._append([ev])
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def query(self, vector: Vectors, k: int, flt: Filter | None) -> list[Hit]:
+        await self.refresh()
+        # Capture the snapshot and the tail's answer together, with no await in between, so the
+        # two describe the same moment even if the materializer publishes meanwhile.
+        reader, touched = self.reader, self.tail.touched()
+        tail_hits = [Hit(k_, d, m) for k_, d, m in self.tail.search(vector, k, flt.predicate if flt else None)]
+        sql = flt.sql if flt else None
+        want = k + min(len(touched), 4 * k + 100)
+        while True:
+            hits = await anyio.to_thread.run_sync(
+                search, reader, vector, want, self.index.metric, sql, self.settings.tuning
+            )
+            kept = [h for h in hits if h.key not in touched]
+            if len(kept) >= k or len(hits) < want:
+                break
+            want *= 4
+        merged = sorted(tail_hits + kept, key=lambda h: h.distance)
+        return merged[:k]
+
+    async def get(self, keys_: list[str], return_data: bool, return_metadata: bool) -> list[VectorRecord]:
+        await self.refresh()
+        found: dict[str, VectorRecord] = {}
+        from_lance = []
+        for key in dict.fromkeys(keys_):
+            if key not in self.tail:
+                from_lance.append(key)
+            elif (row := self.tail.lookup(key)) is not None:
+                found[key] = VectorRecord(key, row.vector, json.loads(row.metadata) if row.metadata else None)
+        if from_lance:
+            table = await anyio.to_thread.run_sync(take, self.reader, from_lance, ["key", "vector", "metadata"])
+            for rec in _records(table):
+                found[rec.key] = rec
+        return [_shape(found[k], return_data, return_metadata) for k in dict.fromkeys(keys_) if k in found]
+
+    async def list(
+        self,
+        limit: int,
+        token: str | None,
+        segment_count: int,
+        segment_index: int,
+        return_data: bool,
+        return_metadata: bool,
+    ) -> ListPage:
+        await self.refresh()
+        after = _decode_token(token, segment_count, segment_index) if token else None
+        reader, tail = self.reader, self.tail
+
+        def mine(key: str) -> bool:
+            return (after is None or key > after) and (
+                segment_count <= 1 or key_hash(key) % segment_count == segment_index
+            )
+
+        tail_rows = {r.key: r for r in tail.live_rows() if mine(r.key)}
+        touched = tail.touched()
+        lance_keys = await anyio.to_thread.run_sync(
+            scan_keys, reader, after, segment_count, segment_index, limit + 1 + len(touched)
+        )
+        candidates = sorted(set(tail_rows) | {k for k in lance_keys if k not in touched})
+        page, more = candidates[:limit], len(candidates) > limit
+        records: dict[str, VectorRecord] = {}
+        need = [k for k in page if k not in tail_rows]
+        if need:
+            table = await anyio.to_thread.run_sync(take, reader, need, ["key", "vector", "metadata"])
+            records = {r.key: r for r in _records(table)}
+        for k in page:
+            if k in tail_rows:
+                r = tail_rows[k]
+                records[k] = VectorRecord(k, r.vector, json.loads(r.metadata) if r.metadata else None)
+        out = [_shape(records[k], return_data, return_metadata) for k in page if k in records]
+        next_token = _encode_token(page[-1], segment_count, segment_index) if more and page else None
+        return ListPage(out, next_token)
+
+
+def _records(table: Any) -> list[VectorRecord]:
+    if len(table) == 0:
+        return []
+    vec = table.column("vector").combine_chunks()
+    flat = vec.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(table), -1)
+    metas = table.column("metadata").to_pylist()
+    return [
+        VectorRecord(k, flat[i], json.loads(metas[i]) if metas[i] else None)
+        for i, k in enumerate(table.column("key").to_pylist())
+    ]
+
+
+def _shape(rec: VectorRecord, return_data: bool, return_metadata: bool) -> VectorRecord:
+    return VectorRecord(rec.key, rec.vector if return_data else None, rec.metadata if return_metadata else None)

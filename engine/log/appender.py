@@ -1,0 +1,169 @@
+"""Appending to a log: create-only PUTs at the next seq, with group commit.
+
+Concurrent requests to one log share one event object: while one write is in flight, the requests
+that arrive queue up and go out together in the next object. Every request is acknowledged only
+after the object holding its events exists (durability = the append).
+
+A lost race (``PreconditionFailed``) may be our own earlier attempt whose reply was lost and which
+the HTTP layer re-sent; so on a 412 we read the object and, if it carries our first event's id, we
+count it as our success instead of appending the events a second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from engine import keys
+from engine.clock import Clock
+from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed, StoreUnavailable
+from engine.log.event import Event, EventObject, decode_header, encode
+from engine.store import ObjectStore, exists
+
+_UNAVAILABLE_RETRIES = 5
+
+
+@dataclass
+class _Request:
+    events: list[Event]
+    size: int
+    done: anyio.Event = field(default_factory=anyio.Event)
+    seq: int = -1
+    error: BaseException | None = None
+
+
+class Appender:
+    """Appends to the log under ``prefix``. One per log per process."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        prefix: str,
+        clock: Clock,
+        *,
+        window: float = 0.0,
+        max_bytes: int = 16 * 1024 * 1024,
+        known_seq: int = -1,
+        on_written: Callable[[EventObject], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.clock = clock
+        self.window = window
+        self.max_bytes = max_bytes
+        self._known = known_seq  # highest seq known to exist (-1: none known)
+        self._next: int | None = None
+        self._pending: list[_Request] = []
+        self._lock = anyio.Lock()
+        self.on_written = on_written
+        self.lost_races = 0
+
+    async def append(self, events: list[Event]) -> int:
+        """Append ``events`` (one request's) atomically; returns the seq of the object holding them."""
+        req = _Request(events, sum(len(e.payload) for e in events))
+        self._pending.append(req)
+        async with self._lock:
+            if not req.done.is_set():
+                if self.window > 0:
+                    await anyio.sleep(self.window)
+                batch = self._take_batch()
+                with anyio.CancelScope(shield=True):
+                    await self._flush(batch)
+        await req.done.wait()
+        if req.error is not None:
+            raise req.error
+        return req.seq
+
+    def _take_batch(self) -> list[_Request]:
+        batch: list[_Request] = []
+        size = 0
+        while self._pending:
+            req = self._pending[0]
+            if batch and size + req.size > self.max_bytes:
+                break
+            batch.append(self._pending.pop(0))
+            size += req.size
+        return batch
+
+    async def _flush(self, batch: list[_Request]) -> None:
+        events = [e for r in batch for e in r.events]
+        try:
+            seq = await self._write(events)
+            if self.on_written is not None:
+                self.on_written(EventObject(seq, self.clock.now(), tuple(events)))
+        except BaseException as e:  # every waiter must wake, whatever happened
+            for r in batch:
+                r.error = e
+                r.done.set()
+            raise
+        for r in batch:
+            r.seq = seq
+            r.done.set()
+
+    async def _write(self, events: list[Event]) -> int:
+        attempts = 0
+        while True:
+            if self._next is None:
+                self._next = await tail_seq(self.store, self.prefix, self._known) + 1
+            seq = self._next
+            key = keys.log_entry(self.prefix, seq)
+            data = encode(seq, self.clock.now(), events)
+            try:
+                await self.store.put_if_absent(key, data)
+            except PreconditionFailed:
+                if await self._is_ours(key, events[0].id):
+                    break
+                self.lost_races += 1
+                self._known = seq
+                self._next = await tail_seq(self.store, self.prefix, seq) + 1
+                continue
+            except StoreUnavailable:
+                attempts += 1
+                if attempts >= _UNAVAILABLE_RETRIES:
+                    self._next = None  # the object may or may not exist now: rediscover the tail
+                    raise
+                await anyio.sleep(min(1.0, 0.02 * 2**attempts))
+                continue
+            break
+        self._known = seq
+        self._next = seq + 1
+        return seq
+
+    async def _is_ours(self, key: str, event_id: str) -> bool:
+        for attempt in range(_UNAVAILABLE_RETRIES):
+            try:
+                head = await self.store.get_range(key, 0, 64 * 1024)
+                try:
+                    header, _ = decode_header(key, head)
+                except CorruptEvent:
+                    # A header longer than the first read: fetch the whole object.
+                    header, _ = decode_header(key, (await self.store.get(key)).data)
+                return bool(header["events"]) and header["events"][0]["id"] == event_id
+            except ObjectNotFound:
+                return False
+            except StoreUnavailable:
+                await anyio.sleep(0.02 * 2**attempt)
+        raise StoreUnavailable(f"cannot read {key} back")
+
+
+async def tail_seq(store: ObjectStore, prefix: str, known: int = -1) -> int:
+    """The highest seq present in the log, given that ``known`` exists (-1: nothing known).
+
+    Galloping existence probes: O(log n) HEADs (stats on a folder) rather than a listing, which is
+    O(log size) on a folder and slow on moto. Relies on the log being gap-free, which holds because
+    a writer only tries seq N+1 after it has seen N exist.
+    """
+    lo, step = known, 1
+    while await exists(store, keys.log_entry(prefix, lo + step)):
+        lo += step
+        step *= 2
+    hi = lo + step  # lo exists (or is -1), hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if await exists(store, keys.log_entry(prefix, mid)):
+            lo = mid
+        else:
+            hi = mid
+    return lo

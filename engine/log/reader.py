@@ -1,0 +1,44 @@
+"""Reading a log in seq order from any point.
+
+Reads stop at the first missing seq: the log is gap-free, so a missing entry can only be one that
+is not written yet. Objects are fetched a window at a time, concurrently, because one GET per
+object in sequence would make a cold replay on S3 latency-bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+
+from engine import keys
+from engine.errors import ObjectNotFound
+from engine.log.event import EventObject, decode
+from engine.store import ObjectStore
+
+
+async def read_log(
+    store: ObjectStore, prefix: str, after: int = -1, *, until: int | None = None, window: int = 16
+) -> AsyncIterator[EventObject]:
+    """Yield the event objects with ``after < seq`` (and ``seq <= until`` if given), in order."""
+    seq = after + 1
+    width = 1  # the common case is one new entry or none: probe narrowly, then widen
+    while until is None or seq <= until:
+        count = width if until is None else min(width, until - seq + 1)
+        results: list[bytes | None] = [None] * count
+
+        async def fetch(i: int, results: list[bytes | None] = results, base: int = seq) -> None:
+            try:
+                results[i] = (await store.get(keys.log_entry(prefix, base + i))).data
+            except ObjectNotFound:
+                results[i] = None
+
+        async with anyio.create_task_group() as tg:
+            for i in range(count):
+                tg.start_soon(fetch, i)
+        for i, data in enumerate(results):
+            if data is None:
+                return
+            yield decode(keys.log_entry(prefix, seq + i), seq + i, data)
+        seq += count
+        width = min(window, width * 2)

@@ -1,0 +1,192 @@
+"""Folding an index's data log into its Lance dataset, in the background.
+
+The loop: read the events after the checkpoint (many per fold), fold them in memory with the same
+``Tail`` the reads use (last write by seq wins, deletes remove), apply the result to Lance in one
+delete and one upsert commit, maintain the vector index, then write the checkpoint
+``{seq, lance_version}``. A crash between the Lance commit and the checkpoint makes the next run
+fold the same events again, which changes nothing: upserts and deletes by key are idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import numpy as np
+import pyarrow as pa
+
+from engine import keys
+from engine.catalog_state import Index
+from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed
+from engine.filters import index_terms
+from engine.lance_dataset import LanceDataset, key_hash
+from engine.log import read_log
+from engine.log.payload import vectors_array
+from engine.settings import Settings
+from engine.store import ObjectStore
+from engine.tail import Tail, TailRow
+
+log = logging.getLogger("vecledger.materializer")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int = -1
+    lance_version: int = 0
+    etag: str | None = None
+
+
+async def read_checkpoint(store: ObjectStore, index: Index, key: str | None = None) -> Checkpoint:
+    try:
+        blob = await store.get(key or keys.index_checkpoint(index.bucket_id, index.id))
+    except ObjectNotFound:
+        return Checkpoint()
+    doc = json.loads(blob.data)
+    return Checkpoint(int(doc["seq"]), int(doc["lance_version"]), blob.etag)
+
+
+def rows_table(rows: list[TailRow], dimension: int, non_filterable: tuple[str, ...]) -> pa.Table:
+    """Rows in the dataset's schema, with the filter columns derived from the metadata."""
+    tokens, numbers = [], []
+    for r in rows:
+        t, n = index_terms(json.loads(r.metadata) if r.metadata else None, non_filterable)
+        tokens.append(t)
+        numbers.append(n)
+    vectors = np.stack([r.vector for r in rows]) if rows else np.zeros((0, dimension), np.float32)
+    return pa.table(
+        {
+            "key": pa.array([r.key for r in rows], pa.string()),
+            "vector": vectors_array(vectors),
+            "metadata": pa.array([r.metadata for r in rows], pa.string()),
+            "tokens": pa.array(tokens, pa.list_(pa.string())),
+            "numbers": pa.array(numbers, pa.json_()),
+            "key_hash": pa.array([key_hash(r.key) for r in rows], pa.uint32()),
+        }
+    )
+
+
+# Called after each fold with the new checkpoint and a fresh read-only dataset handle.
+Publish = Callable[[Checkpoint, Any], Awaitable[None]]
+
+
+class Materializer:
+    """Folds one index's log. With ``target`` (a key prefix) it folds into a dataset and checkpoint
+    of its own there instead of the index's: that is replay, for checks and recovery."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        index: Index,
+        settings: Settings,
+        *,
+        publish: Publish | None = None,
+        target: str | None = None,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.settings = settings
+        self.publish = publish
+        root = keys.index_root(index.bucket_id, index.id) if target is None else target
+        self.checkpoint_key = keys.checkpoint_under(root)
+        location = store.lance_location(keys.lance_under(root))
+        self.dataset = LanceDataset(location, index.dimension, index.metric, settings.tuning)
+        self.checkpoint: Checkpoint | None = None
+        # The background loop and explicit calls (tools, tests) may both fold; Lance datasets
+        # must not be written from two threads at once.
+        self._lock = anyio.Lock()
+        self.folds = 0
+        self.last_maintenance: list[str] = []
+
+    @property
+    def _log_prefix(self) -> str:
+        return keys.index_log(self.index.bucket_id, self.index.id)
+
+    async def _start(self) -> Checkpoint:
+        if self.checkpoint is None:
+            self.checkpoint = await read_checkpoint(self.store, self.index, self.checkpoint_key)
+            await anyio.to_thread.run_sync(self.dataset.open)
+        return self.checkpoint
+
+    async def run_once(self) -> int:
+        """Fold what the log holds past the checkpoint; returns the number of event objects folded."""
+        async with self._lock:
+            return await self._fold()
+
+    async def _fold(self) -> int:
+        cp = await self._start()
+        tail = Tail(self.index.metric, base_seq=cp.seq)
+        folded = 0
+        async for obj in read_log(self.store, self._log_prefix, cp.seq):
+            tail.apply(obj)
+            folded += 1
+            if folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows:
+                break
+        if not folded:
+            return 0
+        upserts = rows_table(list(tail.live_rows()), self.index.dimension, self.index.non_filterable_keys)
+        deletes = tail.deleted_keys()
+        await anyio.to_thread.run_sync(self.dataset.apply, upserts, deletes)
+        self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
+        await self._commit_checkpoint(Checkpoint(tail.seq, self.dataset.version))
+        self.folds += 1
+        return folded
+
+    async def _commit_checkpoint(self, new: Checkpoint) -> None:
+        """Write the checkpoint by compare-and-swap, so that it never moves backwards."""
+        key = self.checkpoint_key
+        data = json.dumps({"seq": new.seq, "lance_version": new.lance_version}).encode()
+        old = self.checkpoint or Checkpoint()
+        try:
+            if old.etag is None:
+                etag = await self.store.put_if_absent(key, data)
+            else:
+                etag = await self.store.put_if_match(key, data, old.etag)
+        except (PreconditionFailed, ObjectNotFound):
+            # Another materializer moved it; adopt whichever is further along.
+            theirs = await read_checkpoint(self.store, self.index, key)
+            if theirs.seq >= new.seq:
+                self.checkpoint = theirs
+                await self._publish()
+                return
+            self.checkpoint = theirs
+            return await self._commit_checkpoint(new)
+        self.checkpoint = Checkpoint(new.seq, new.lance_version, etag)
+        await self._publish()
+
+    async def _publish(self) -> None:
+        if self.publish is not None and self.checkpoint is not None:
+            reader = await anyio.to_thread.run_sync(self._reader)
+            await self.publish(self.checkpoint, reader)
+
+    def _reader(self) -> Any:
+        fresh = LanceDataset(self.dataset.location, self.index.dimension, self.index.metric, self.settings.tuning)
+        fresh.open()
+        return fresh.snapshot()
+
+    async def run_to_end(self) -> int:
+        """Fold until the log has nothing more; returns the number of event objects folded."""
+        total = 0
+        while folded := await self.run_once():
+            total += folded
+        return total
+
+    async def run(self) -> None:
+        """Fold forever, backing off on errors. A corrupt event stops this index's folding for good."""
+        delay = self.settings.materialize_interval
+        while True:
+            try:
+                folded = await self.run_once()
+                delay = self.settings.materialize_interval
+                if folded:
+                    continue
+            except CorruptEvent:
+                log.exception("index %s: corrupt event; materializer stopped", self.index.id)
+                raise
+            except Exception:
+                log.exception("index %s: fold failed; retrying in %.1fs", self.index.id, delay)
+                delay = min(30.0, delay * 2)
+            await anyio.sleep(delay)

@@ -1,0 +1,56 @@
+"""Engine settings: plain values with defaults that were measured (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach an S3-compatible store. ``endpoint_url`` is None for AWS itself."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    max_attempts: int = 5
+    max_pool_connections: int = 32
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class IndexTuning:
+    """IVF-PQ parameters. Rows below ``build_threshold`` are searched exactly (flat)."""
+
+    build_threshold: int = 5_000
+    # Re-train the index from scratch once the row count has grown by this factor since the
+    # last build; incremental adds keep the old centroids, which drift as data grows.
+    retrain_growth: float = 4.0
+    # Fold unindexed rows into the index (as a delta segment) once this many have piled up.
+    optimize_unindexed_rows: int = 20_000
+    compact_fragments: int = 32
+    nprobes: int = 32
+    refine_factor: int = 10
+    sample_rate: int = 64
+    max_iters: int = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    s3: S3Settings = field(default_factory=S3Settings)
+    tuning: IndexTuning = field(default_factory=IndexTuning)
+    # fsync every local append (file and directory). Off only for throwaway test roots.
+    local_fsync: bool = True
+    # Group commit: wait this long for more requests to share one event object.
+    group_commit_window: float = 0.002
+    # The largest payload one event object carries; bigger batches become several chunk events.
+    max_event_bytes: int = 16 * 1024 * 1024
+    # Materializer: fold at most this many events per Lance commit, and poll this often when idle.
+    fold_max_events: int = 2_000
+    fold_max_rows: int = 200_000
+    materialize_interval: float = 0.2
+    # Run materializers inside this engine (False for a pure API replica or a test that folds by hand).
+    run_materializers: bool = True
+    max_dimension: int = 4096

@@ -1,0 +1,172 @@
+"""The un-materialized tail of one index, in memory: every put and delete after the checkpoint.
+
+Reads merge it with the Lance dataset so that a write is visible to the very next read, whatever the
+materializer's lag. The same structure folds events for the materializer (``final_rows``), so the
+tail and the dataset cannot disagree about what a sequence of puts and deletes means: last write
+by seq wins, a delete removes the key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.errors import CorruptEvent
+from engine.filters import Predicate
+from engine.log.event import VECTORS_DELETED, VECTORS_PUT, EventObject
+from engine.log.payload import VectorBatch, Vectors, decode_vectors
+
+
+@dataclass
+class _Chunk:
+    seq: int
+    batch: VectorBatch
+    live: np.ndarray  # bool per row: is this row the latest write of its key?
+    norms: np.ndarray | None = None
+    parsed: list[dict[str, Any]] | None = None
+
+    def metadata_dicts(self) -> list[dict[str, Any]]:
+        if self.parsed is None:
+            self.parsed = [json.loads(m) if m else {} for m in self.batch.metadata]
+        return self.parsed
+
+
+@dataclass(frozen=True)
+class TailRow:
+    key: str
+    vector: Vectors
+    metadata: str | None
+
+
+@dataclass
+class Tail:
+    """Events with ``base_seq < seq <= seq`` folded in memory."""
+
+    metric: str
+    base_seq: int = -1
+    seq: int = -1
+    _chunks: list[_Chunk] = field(default_factory=list)
+    _deletes: list[tuple[int, list[str]]] = field(default_factory=list)
+    # key -> (chunk, row) of its latest put, or None if its latest op is a delete
+    _latest: dict[str, tuple[_Chunk, int] | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.seq = max(self.seq, self.base_seq)
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def apply(self, obj: EventObject) -> None:
+        if obj.seq <= self.seq:
+            return  # already folded: applying twice is a no-op
+        for ev in obj.events:
+            if ev.type == VECTORS_PUT:
+                self._put(obj.seq, decode_vectors(f"seq {obj.seq}", ev.payload))
+            elif ev.type == VECTORS_DELETED:
+                try:
+                    keys = list(ev.json()["keys"])
+                except (ValueError, KeyError, TypeError):
+                    raise CorruptEvent(f"seq {obj.seq}", "bad delete payload") from None
+                self._delete(obj.seq, keys)
+        self.seq = obj.seq
+
+    def _supersede(self, key: str) -> None:
+        prev = self._latest.get(key)
+        if prev is not None:
+            prev[0].live[prev[1]] = False
+
+    def _put(self, seq: int, batch: VectorBatch) -> None:
+        chunk = _Chunk(seq, batch, np.ones(len(batch), dtype=bool))
+        for row, key in enumerate(batch.keys):
+            self._supersede(key)
+            self._latest[key] = (chunk, row)
+        self._chunks.append(chunk)
+
+    def _delete(self, seq: int, keys: list[str]) -> None:
+        for key in keys:
+            self._supersede(key)
+            self._latest[key] = None
+        self._deletes.append((seq, keys))
+
+    def trim(self, upto: int) -> None:
+        """Forget events with seq <= ``upto`` (they are in the dataset now)."""
+        if upto <= self.base_seq:
+            return
+        chunks = [c for c in self._chunks if c.seq > upto]
+        deletes = [d for d in self._deletes if d[0] > upto]
+        self._chunks, self._deletes, self._latest = [], [], {}
+        self.base_seq = upto
+        self.seq = max(self.seq, upto)
+        ops: list[tuple[int, int, Any]] = [(c.seq, 0, c.batch) for c in chunks]
+        ops += [(s, 1, keys) for s, keys in deletes]
+        for seq, kind, arg in sorted(ops, key=lambda o: (o[0], o[1])):
+            if kind == 0:
+                self._put(seq, arg)
+            else:
+                self._delete(seq, arg)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def touched(self) -> set[str]:
+        return set(self._latest)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether the tail decides this key (a put or a delete after the checkpoint)."""
+        return key in self._latest
+
+    def lookup(self, key: str) -> TailRow | None:
+        """The key's latest row in the tail; None if deleted there or never seen (see ``in``)."""
+        loc = self._latest.get(key)
+        if loc is None:
+            return None
+        chunk, row = loc
+        return TailRow(key, chunk.batch.vectors[row], chunk.batch.metadata[row])
+
+    def live_rows(self) -> Iterator[TailRow]:
+        for chunk in self._chunks:
+            for row in np.flatnonzero(chunk.live):
+                b = chunk.batch
+                yield TailRow(b.keys[row], b.vectors[row], b.metadata[row])
+
+    def deleted_keys(self) -> list[str]:
+        return [k for k, v in self._latest.items() if v is None]
+
+    def search(self, query: Vectors, k: int, predicate: Predicate | None) -> list[tuple[str, float, str | None]]:
+        """Exact top-``k`` over the live rows, with distances on the API's scale."""
+        if k <= 0:
+            return []
+        found: list[tuple[np.ndarray, _Chunk, np.ndarray]] = []
+        q = query.astype(np.float32)
+        qn = float(np.linalg.norm(q)) or 1.0
+        for chunk in self._chunks:
+            rows = np.flatnonzero(chunk.live)
+            if predicate is not None and len(rows):
+                metas = chunk.metadata_dicts()
+                rows = rows[[predicate(metas[r]) for r in rows]]
+            if not len(rows):
+                continue
+            vecs = chunk.batch.vectors[rows]
+            if self.metric == "cosine":
+                if chunk.norms is None:
+                    chunk.norms = np.linalg.norm(chunk.batch.vectors, axis=1)
+                norms = np.where(chunk.norms[rows] == 0, 1.0, chunk.norms[rows])
+                dist = 1.0 - (vecs @ q) / (norms * qn)
+            else:
+                diff = vecs - q
+                dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            found.append((dist.astype(np.float64), chunk, rows))
+        if not found:
+            return []
+        dist = np.concatenate([f[0] for f in found])
+        owners = [(c, r) for _, c, rows in found for r in rows]
+        top = np.argsort(dist, kind="stable")[:k] if len(dist) <= k else np.argpartition(dist, k - 1)[:k]
+        top = top[np.argsort(dist[top], kind="stable")]
+        out = []
+        for i in top:
+            chunk, row = owners[i]
+            out.append((chunk.batch.keys[row], float(dist[i]), chunk.batch.metadata[row]))
+        return out

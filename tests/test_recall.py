@@ -1,0 +1,36 @@
+"""Recall of the IVF-PQ index at the default query settings, against exact search."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.settings import IndexTuning
+from tests.conftest import Backend
+from tests.helpers import CTX, INDEX, clustered, exact_top, make_index
+
+
+async def test_recall_at_10_on_20k_clustered_vectors(backend: Backend) -> None:
+    n, d, nq = 20_000, 128, 100 if backend.name == "local" else 30
+    data = clustered(n + nq, d, clusters=200, seed=5)
+    base, queries = data[:n], data[n:]
+    defaults = IndexTuning()
+    # The default query settings (nprobes, refine factor) with the default build threshold.
+    tuned = backend.with_tuning(
+        build_threshold=defaults.build_threshold, nprobes=defaults.nprobes, refine_factor=defaults.refine_factor
+    ).with_settings(run_materializers=False)
+    async with tuned.engine() as eng:
+        await make_index(eng, dimension=d)
+        for i in range(0, n, 500):
+            await eng.put_vectors(CTX, INDEX, [f"v{j}" for j in range(i, i + 500)], base[i : i + 500], [None] * 500)
+        await eng.materialize(INDEX)
+        live = await eng.live(INDEX)
+        assert live.materializer.dataset.index_state()["type"] == "IVF_PQ"
+        assert len(live.tail) == 0  # every query below is answered by the index alone
+        recalls = []
+        for q in queries:
+            hits = await eng.query_vectors(INDEX, q, 10)
+            truth = {f"v{j}" for j in exact_top(base, q, 10)}
+            recalls.append(len(truth & {h.key for h in hits}) / 10)
+        recall = float(np.mean(recalls))
+        print(f"recall@10 = {recall:.3f} over {nq} queries ({backend.name})")
+        assert recall >= 0.95
