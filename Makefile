@@ -18,6 +18,10 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m pytest -q
 
+# Serve ./data on 127.0.0.1:8000 with well-known development credentials (printed at start).
+run: install
+	$(BIN)/vecledger serve --root ./data --host 127.0.0.1 --port 8000 --dev
+
 lint: install
 	$(BIN)/ruff check engine api tests tools
 	$(BIN)/ruff format --check engine api tests tools

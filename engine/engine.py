@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from engine import validate
+from engine.audit import AuditLog
 from engine.catalog import Catalog
 from engine.catalog_state import Bucket, Index
 from engine.clock import Clock, IdSource, RandomIds, SystemClock
@@ -54,6 +55,7 @@ class Engine:
         self.clock = clock
         self.ids = ids
         self.catalog = Catalog(store, clock, ids)
+        self.audit = AuditLog(store, clock, ids)
         self._live: dict[str, LiveIndex] = {}
         self._opening = anyio.Lock()
         self._tg: TaskGroup | None = None

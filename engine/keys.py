@@ -9,6 +9,8 @@ from __future__ import annotations
 
 SEQ_DIGITS = 20
 CATALOG_LOG = "catalog/log/"
+# Requests that changed nothing (denied, failed): kept apart so they never enter the data path.
+AUDIT_LOG = "audit/log/"
 
 
 def seq_name(seq: int) -> str:

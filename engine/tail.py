@@ -140,7 +140,7 @@ class Tail:
         if k <= 0:
             return []
         found: list[tuple[np.ndarray, _Chunk, np.ndarray]] = []
-        q = query.astype(np.float32)
+        q = query.astype(np.float64)  # distances in float64: a vector's distance to itself is 0
         qn = float(np.linalg.norm(q)) or 1.0
         for chunk in self._chunks:
             rows = np.flatnonzero(chunk.live)
@@ -149,10 +149,10 @@ class Tail:
                 rows = rows[[predicate(metas[r]) for r in rows]]
             if not len(rows):
                 continue
-            vecs = chunk.batch.vectors[rows]
+            vecs = chunk.batch.vectors[rows].astype(np.float64)
             if self.metric == "cosine":
                 if chunk.norms is None:
-                    chunk.norms = np.linalg.norm(chunk.batch.vectors, axis=1)
+                    chunk.norms = np.linalg.norm(chunk.batch.vectors.astype(np.float64), axis=1)
                 norms = np.where(chunk.norms[rows] == 0, 1.0, chunk.norms[rows])
                 dist = 1.0 - (vecs @ q) / (norms * qn)
             else:

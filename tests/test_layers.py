@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, int]] = [
     ("engine.filters", 3),
     ("engine.catalog_state", 3),
     ("engine.catalog", 3),
+    ("engine.audit", 3),
     ("engine.lance_dataset", 3),
     ("engine.tail", 3),
     ("engine.materializer", 3),
@@ -97,6 +98,6 @@ def test_lance_is_imported_in_one_adapter() -> None:
 
 
 def test_object_keys_are_built_in_keys_py() -> None:
-    pattern = re.compile(r"""["'](catalog/|data/|scratch/)""")
+    pattern = re.compile(r"""["'](catalog/|data/|scratch/|audit/)""")
     offenders = [name for name, path in modules() if name != "engine.keys" and pattern.search(path.read_text())]
     assert offenders == []

@@ -41,6 +41,8 @@ INDEX_DELETED = "index.deleted"
 INDEX_MODE_CHANGED = "index.mode_changed"
 INDEX_METADATA_CONFIGURATION = "index.metadata_configuration"
 TAGS_CHANGED = "tags.changed"
+# Audit log (requests refused before they could change anything)
+REQUEST_DENIED = "request.denied"
 # Index data logs
 VECTORS_PUT = "vectors.put"
 VECTORS_DELETED = "vectors.deleted"

@@ -1,0 +1,167 @@
+"""The HTTP front: one FastAPI app serving every dialect over one engine.
+
+Every request goes through the same steps: tell the dialect from the headers, verify the signature,
+route ``POST /<Operation>`` (and ``/tags/<arn>``), parse the JSON body strictly, authorize, call the
+engine, and render the reply or the error in the dialect's shape. Bodies are read as raw bytes and
+parsed here: the TOS SDK sends JSON without a Content-Type, which FastAPI's body models refuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from fastapi import FastAPI
+from pydantic import ValidationError as PydanticError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import api.ops_catalog as ops_catalog
+import api.ops_vectors  # noqa: F401  (registers the vector operations)
+from api import auth, models
+from api.call import OPERATIONS, Call
+from api.config import Credential, ServerConfig
+from api.dialects import Dialect, detect, parse_host
+from api.errors import ApiError, Kind, from_engine, validation
+from engine.clock import Clock
+from engine.context import RequestContext
+from engine.engine import Engine
+from engine.errors import VecledgerError
+
+log = logging.getLogger("vecledger.api")
+MAX_BODY = 20 * 1024 * 1024
+
+
+def absolute_form_fix(app: ASGIApp) -> ASGIApp:
+    """Turn proxy-style ``http://host/path`` request targets into origin form (uvicorn's h11)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(("http://", "https://")):
+            scope = dict(scope, path=urlsplit(scope["path"]).path or "/")
+            raw = scope.get("raw_path") or b""
+            if raw.startswith((b"http://", b"https://")):
+                scope["raw_path"] = urlsplit(raw.decode("latin-1")).path.encode("latin-1") or b"/"
+        await app(scope, receive, send)
+
+    return middleware
+
+
+class Frontend:
+    def __init__(self, config: ServerConfig, engine: Engine) -> None:
+        self.config = config
+        self.engine = engine
+
+    def _credential(self, dialect: Dialect, req: auth.SignedRequest) -> Credential:
+        keys, now, skew = self.config.credentials, self.engine.clock.now(), self.config.clock_skew
+        if self.config.no_auth:
+            claimed = auth.access_key_of(req)
+            if claimed in keys:
+                return keys[claimed]
+            return Credential("anonymous", "", self.config.default_account)
+        scheme = auth.scheme_of(req)
+        if scheme == "AWS4-HMAC-SHA256" and dialect.name == "s3":
+            return auth.verify_aws(req, keys, now, skew)
+        if scheme == "TOS4-HMAC-SHA256" and dialect.name == "tos":
+            return auth.verify_tos(req, keys, now, skew)
+        raise auth.AuthError("the request is not signed" if scheme is None else f"unsupported signature {scheme}")
+
+    async def handle(self, request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        dialect = detect(headers)
+        request_id = self.engine.ids.new_id()[:16].upper()
+        source = request.client.host if request.client else ""
+        try:
+            if int(headers.get("content-length") or 0) > MAX_BODY:
+                raise validation(f"the request body exceeds {MAX_BODY} bytes")
+            body = await request.body()
+            raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+            signed = auth.SignedRequest(
+                request.method,
+                raw_path,
+                request.scope.get("query_string", b"").decode("latin-1"),
+                list(request.headers.items()),
+                body,
+            )
+            try:
+                cred = self._credential(dialect, signed)
+            except auth.AuthError as e:
+                ctx = RequestContext(
+                    principal=f"accesskey/{e.access_key or auth.access_key_of(signed) or 'none'}",
+                    account="",
+                    source=source,
+                    request_id=request_id,
+                    dialect=dialect.name,
+                )
+                await self.engine.audit.denied(ctx, request.url.path.lstrip("/"), request.url.path, e.message)
+                raise ApiError(Kind.ACCESS_DENIED, e.message) from None
+            ctx = RequestContext(cred.principal, cred.account, source, request_id, dialect.name)
+            host = parse_host(headers.get("host", ""), self.config.public_host)
+            return dialect.ok(await self._route(request, dialect, cred, host, ctx, body), request_id)
+        except ApiError as e:
+            return dialect.error(e, request_id)
+        except VecledgerError as e:
+            return dialect.error(from_engine(e), request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            return dialect.error(ApiError(Kind.INTERNAL, "the service could not complete the request"), request_id)
+
+    async def _route(
+        self, request: Request, dialect: Dialect, cred: Credential, host: Any, ctx: RequestContext, body: bytes
+    ) -> Any:
+        path, method = request.url.path, request.method
+        if path.startswith("/tags/") and dialect.name == "s3":
+            arn = unquote(path[len("/tags/") :])
+            call = Call(self.engine, self.config, dialect, cred, host, ctx, "")
+            if method == "GET":
+                call.operation = "ListTagsForResource"
+                return await ops_catalog.list_tags(call, arn)
+            if method == "DELETE":
+                call.operation = "UntagResource"
+                keys = [v for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k == "tagKeys"]
+                return await ops_catalog.untag_resource(call, arn, keys)
+            if method == "POST":
+                call.operation = "TagResource"
+                tags = _parse(models.TagResource, body).tags
+                return await ops_catalog.tag_resource(call, arn, tags)
+        name = path.strip("/")
+        op = OPERATIONS.get(name)
+        if op is None or method != "POST":
+            raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown operation {method} {path}")
+        call = Call(self.engine, self.config, dialect, cred, host, ctx, name)
+        return await op.handler(call, _parse(op.model, body))
+
+
+def _parse(model: Any, body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body or b"{}")
+    except PydanticError as e:
+        fields = []
+        for err in e.errors():
+            path = ".".join(str(p) for p in err["loc"]) or "body"
+            fields.append((path, str(err["msg"])))
+        first = fields[0] if fields else ("body", "invalid request")
+        message = "Malformed request body: " + (first[1] if first[0] == "body" else f"{first[0]}: {first[1]}")
+        raise ApiError(Kind.VALIDATION, message, fields) from None
+
+
+def create_app(config: ServerConfig, *, clock: Clock | None = None) -> ASGIApp:
+    """The ASGI app; ``clock`` is injectable so that tests can move the server's time."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Engine.open(config.root, config.engine, clock=clock) as engine:
+            app.state.frontend = Frontend(config, engine)
+            yield
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def endpoint(request: Request) -> Response:
+        frontend: Frontend = request.app.state.frontend
+        return await frontend.handle(request)
+
+    app.add_route("/{path:path}", endpoint, methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
+    return absolute_form_fix(app)

@@ -1,0 +1,109 @@
+"""One API call in flight: who is asking, through which dialect, and whether they may.
+
+The bucket owner's account may do everything. Any other principal needs an Allow in the bucket
+policy for every action the call implies (QueryVectors with a filter or metadata also implies
+GetVectors, as in AWS), and an explicit Deny refuses even the owner, except for the policy
+operations themselves, so that an owner can always repair a policy. Refusals are audited.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from api import policy
+from api.config import Credential, ServerConfig
+from api.dialects import S3, TOS, Dialect
+from api.errors import ApiError, Kind
+from engine.context import RequestContext
+from engine.engine import BucketRef, Engine, IndexRef
+from engine.errors import BucketNotFound
+
+POLICY_OPERATIONS = {"PutVectorBucketPolicy", "GetVectorBucketPolicy", "DeleteVectorBucketPolicy"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> policy.Policy | None:
+    try:
+        return policy.parse(text)
+    except ApiError:
+        return None  # stored before a stricter parser: it grants nothing
+
+
+@dataclass
+class Call:
+    engine: Engine
+    config: ServerConfig
+    dialect: Dialect
+    credential: Credential
+    host: tuple[str, str] | None  # (bucket, account) from a bucket Host name
+    ctx: RequestContext
+    operation: str
+
+    @property
+    def account(self) -> str:
+        return self.credential.account
+
+    def bucket_id(self, ref: BucketRef) -> str:
+        return self.dialect.bucket_id(self.config.region, ref.account, ref.name)
+
+    def index_id(self, ref: IndexRef) -> str:
+        return self.dialect.index_id(self.config.region, ref.account, ref.bucket, ref.name)
+
+    def _resource_names(self, bucket: BucketRef, index: str | None) -> tuple[str, ...]:
+        region = self.config.region
+        if index is None:
+            return tuple(d.bucket_id(region, bucket.account, bucket.name) for d in (S3, TOS))
+        return tuple(d.index_id(region, bucket.account, bucket.name, index) for d in (S3, TOS))
+
+    async def authorize(self, bucket: BucketRef, index: str | None = None, also: tuple[str, ...] = ()) -> None:
+        owner = bucket.account == self.account
+        try:
+            text = (await self.engine.get_bucket(bucket)).policy
+        except BucketNotFound:
+            if owner:
+                raise
+            await self.deny(bucket, index, "no such bucket visible to this principal")
+            return
+        parsed = _parsed(text) if text else None
+        names = self._resource_names(bucket, index)
+        for action in (self.operation, *also):
+            verdict = policy.decide(parsed, self.account, self.credential.user, action, names)
+            if verdict == "deny" and not (owner and self.operation in POLICY_OPERATIONS):
+                await self.deny(bucket, index, f"explicit deny of {action} in the bucket policy")
+            if not owner and verdict != "allow":
+                await self.deny(bucket, index, f"no policy statement allows {action}")
+
+    async def deny(self, bucket: BucketRef, index: str | None, reason: str) -> None:
+        resource = self._resource_names(bucket, index)[0 if self.dialect.name == "s3" else 1]
+        await self.engine.audit.denied(self.ctx, self.operation, resource, reason)
+        raise ApiError(
+            Kind.ACCESS_DENIED,
+            f"{self.credential.principal} is not authorized to perform {self.operation} on {resource}",
+        )
+
+
+Handler = Callable[[Call, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    model: type[BaseModel]
+    handler: Handler
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(name: str, model: type[BaseModel]) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as the implementation of ``POST /<name>`` (both dialects)."""
+
+    def register(fn: Handler) -> Handler:
+        OPERATIONS[name] = Operation(model, fn)
+        return fn
+
+    return register

@@ -1,0 +1,93 @@
+"""Server configuration: where the data lives, how to reach it, and who may sign requests.
+
+Every setting can come from the command line or from a ``VECLEDGER_*`` environment variable.
+Access keys map to accounts; the root credentials come from the environment, more accounts and
+users from a JSON keys file::
+
+    {"accounts": [{"account_id": "444455556666",
+                   "keys": [{"access_key_id": "AK...", "secret_access_key": "...", "user": "alice"}]}]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.settings import S3Settings, Settings
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+DEV_ACCESS_KEY = "vecledger"
+DEV_SECRET_KEY = "vecledger-dev-secret"
+DEV_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Credential:
+    access_key_id: str
+    secret_access_key: str
+    account: str
+    user: str | None = None  # None: the account's root
+
+    @property
+    def principal(self) -> str:
+        """The caller as it appears in events and policies."""
+        return f"arn:aws:iam::{self.account}:" + (f"user/{self.user}" if self.user else "root")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    root: str = "./data"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_host: str | None = None  # host:port clients use; bucket hosts are <bucket>-<account>.<base_host>
+    region: str = "us-east-1"
+    no_auth: bool = False
+    default_account: str = DEV_ACCOUNT
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    engine: Settings = field(default_factory=Settings)
+    clock_skew: float = 15 * 60
+
+    @property
+    def public_host(self) -> str:
+        return self.base_host or f"{self.host}:{self.port}"
+
+
+def load_keys_file(path: str | Path) -> dict[str, Credential]:
+    doc = json.loads(Path(path).read_text())
+    creds: dict[str, Credential] = {}
+    for acct in doc.get("accounts", []):
+        account = str(acct["account_id"])
+        if not ACCOUNT_ID.match(account):
+            raise ValueError(f"keys file: account id {account!r} must be 12 digits")
+        for k in acct.get("keys", []):
+            cred = Credential(k["access_key_id"], k["secret_access_key"], account, k.get("user"))
+            creds[cred.access_key_id] = cred
+    return creds
+
+
+def root_credential(env: dict[str, str] | None = None) -> Credential | None:
+    env = dict(os.environ) if env is None else env
+    key, secret = env.get("VECLEDGER_ACCESS_KEY_ID"), env.get("VECLEDGER_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return None
+    account = env.get("VECLEDGER_ACCOUNT_ID", DEV_ACCOUNT)
+    if not ACCOUNT_ID.match(account):
+        raise ValueError("VECLEDGER_ACCOUNT_ID must be 12 digits")
+    return Credential(key, secret, account)
+
+
+def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | None = None) -> Settings:
+    """Engine settings for a root on S3: credentials from the usual AWS variables."""
+    env = dict(os.environ) if env is None else env
+    return Settings(
+        s3=S3Settings(
+            endpoint_url=s3_endpoint,
+            region=env.get("VECLEDGER_S3_REGION", region),
+            access_key_id=env.get("VECLEDGER_S3_ACCESS_KEY_ID") or env.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=env.get("VECLEDGER_S3_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=env.get("AWS_SESSION_TOKEN"),
+        )
+    )

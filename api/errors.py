@@ -1,0 +1,91 @@
+"""The one table that maps failures to each dialect's wire codes.
+
+Engine errors and API-level refusals both become an ``ApiError`` of some ``Kind``; each dialect
+then renders the kind with its own code, status and body shape (``api/dialects.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+
+from engine import errors as e
+
+log = logging.getLogger("vecledger.api")
+
+
+class Kind(enum.Enum):
+    VALIDATION = "validation"
+    ACCESS_DENIED = "access_denied"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    QUOTA = "quota"
+    THROTTLED = "throttled"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+    UNKNOWN_OPERATION = "unknown_operation"
+
+
+# kind -> dialect -> (code, HTTP status)
+WIRE: dict[Kind, dict[str, tuple[str, int]]] = {
+    Kind.VALIDATION: {"s3": ("ValidationException", 400), "tos": ("ValidationException", 400)},
+    Kind.ACCESS_DENIED: {"s3": ("AccessDeniedException", 403), "tos": ("AccessDeniedException", 403)},
+    Kind.NOT_FOUND: {"s3": ("NotFoundException", 404), "tos": ("NotFoundException", 404)},
+    Kind.CONFLICT: {"s3": ("ConflictException", 409), "tos": ("ConflictException", 409)},
+    Kind.QUOTA: {"s3": ("ServiceQuotaExceededException", 402), "tos": ("ServiceQuotaExceededException", 402)},
+    Kind.THROTTLED: {"s3": ("TooManyRequestsException", 429), "tos": ("TooManyRequestsException", 429)},
+    Kind.TIMEOUT: {"s3": ("RequestTimeoutException", 408), "tos": ("RequestTimeoutException", 408)},
+    Kind.UNAVAILABLE: {"s3": ("ServiceUnavailableException", 503), "tos": ("ServiceUnavailableException", 503)},
+    Kind.INTERNAL: {"s3": ("InternalServerException", 500), "tos": ("InternalServerException", 500)},
+    Kind.UNKNOWN_OPERATION: {"s3": ("UnknownOperationException", 404), "tos": ("UnknownOperationException", 404)},
+}
+
+# Volcengine's detailed error code ("EC") per kind.
+TOS_EC: dict[Kind, str] = {
+    Kind.VALIDATION: "0017-00000001",
+    Kind.ACCESS_DENIED: "0003-00000001",
+    Kind.NOT_FOUND: "0017-00000404",
+    Kind.CONFLICT: "0017-00000409",
+    Kind.QUOTA: "0017-00000402",
+    Kind.THROTTLED: "0017-00000429",
+    Kind.TIMEOUT: "0017-00000408",
+    Kind.UNAVAILABLE: "0017-00000503",
+    Kind.INTERNAL: "0017-00000500",
+    Kind.UNKNOWN_OPERATION: "0017-00000000",
+}
+
+ENGINE_KINDS: list[tuple[type[e.VecledgerError], Kind]] = [
+    (e.ValidationError, Kind.VALIDATION),
+    (e.NotFound, Kind.NOT_FOUND),
+    (e.Conflict, Kind.CONFLICT),
+    (e.QuotaExceeded, Kind.QUOTA),
+    (e.StoreUnavailable, Kind.UNAVAILABLE),
+    (e.Unavailable, Kind.UNAVAILABLE),
+    (e.CorruptEvent, Kind.INTERNAL),
+]
+
+
+class ApiError(Exception):
+    def __init__(self, kind: Kind, message: str, fields: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.fields = fields or []
+
+
+def validation(message: str, field: str | None = None) -> ApiError:
+    return ApiError(Kind.VALIDATION, message, [(field, message)] if field else None)
+
+
+def from_engine(err: e.VecledgerError) -> ApiError:
+    for cls, kind in ENGINE_KINDS:
+        if isinstance(err, cls):
+            if isinstance(err, e.ValidationError):
+                return validation(err.message, err.field)
+            if kind is Kind.INTERNAL:
+                log.error("internal error: %s", err)
+                return ApiError(kind, "the service could not complete the request")
+            return ApiError(kind, str(err))
+    log.error("unmapped engine error: %r", err)
+    return ApiError(Kind.INTERNAL, "the service could not complete the request")

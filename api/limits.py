@@ -1,0 +1,120 @@
+"""Documented S3 Vectors limits and name rules, checked before anything reaches the engine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+from api.errors import validation
+
+INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
+TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$", re.UNICODE)
+MAX_TAGS = 50
+MAX_NON_FILTERABLE = 10
+MAX_METADATA_BYTES = 40 * 1024
+MAX_FILTERABLE_BYTES = 2 * 1024
+MAX_METADATA_KEYS = 50
+MAX_PUT = 500
+MAX_GET = 100
+MAX_LIST_PAGE = 1000
+MAX_CATALOG_PAGE = 500
+MAX_SEGMENTS = 16
+INDEX_MODES = ("CLASSIC", "ENHANCED")
+
+
+def bucket_name(name: str, max_len: int, field: str = "vectorBucketName") -> str:
+    if not 3 <= len(name) <= max_len or not BUCKET_NAME.match(name):
+        raise validation(
+            f"{field} must be 3 to {max_len} characters of lowercase letters, digits and hyphens, "
+            "starting and ending with a letter or digit",
+            field,
+        )
+    return name
+
+
+def index_name(name: str, field: str = "indexName") -> str:
+    if not 3 <= len(name) <= 63 or not INDEX_NAME.match(name):
+        raise validation(
+            f"{field} must be 3 to 63 characters of lowercase letters, digits, hyphens and dots, "
+            "starting and ending with a letter or digit",
+            field,
+        )
+    return name
+
+
+def in_range(value: int | None, low: int, high: int, field: str, default: int | None = None) -> int:
+    if value is None:
+        if default is None:
+            raise validation(f"{field} is required", field)
+        return default
+    if not low <= value <= high:
+        raise validation(f"{field} must be between {low} and {high}", field)
+    return value
+
+
+def count(items: list[Any], low: int, high: int, field: str) -> None:
+    if not low <= len(items) <= high:
+        raise validation(f"{field} must hold {low} to {high} items", field)
+
+
+def tags(value: dict[str, str] | None, field: str = "tags") -> dict[str, str]:
+    value = value or {}
+    if len(value) > MAX_TAGS:
+        raise validation(f"at most {MAX_TAGS} tags per resource", field)
+    for k, v in value.items():
+        if not 1 <= len(k) <= 128 or len(v) > 256 or not TAG_TEXT.match(k) or not TAG_TEXT.match(v):
+            raise validation(f"tag {k!r}: keys are 1-128 and values 0-256 letters, digits, spaces or _.:/=+-@", field)
+    return value
+
+
+def encryption(sse: str | None, kms: str | None) -> dict[str, Any] | None:
+    if sse is None and kms is None:
+        return None
+    sse = sse or "AES256"
+    if sse not in ("AES256", "aws:kms"):
+        raise validation("sseType must be AES256 or aws:kms", "encryptionConfiguration.sseType")
+    if kms is not None and sse != "aws:kms":
+        raise validation("kmsKeyArn is allowed only with sseType aws:kms", "encryptionConfiguration.kmsKeyArn")
+    if sse == "aws:kms" and not kms:
+        raise validation("sseType aws:kms needs a kmsKeyArn", "encryptionConfiguration.kmsKeyArn")
+    return {"sseType": sse} | ({"kmsKeyArn": kms} if kms else {})
+
+
+def metadata(value: Any, non_filterable: tuple[str, ...], field: str) -> None:
+    """Metadata is a flat JSON object: 40 KB in all, 2 KB filterable, 50 keys, flat values."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise validation("metadata must be a JSON object", field)
+    if len(value) > MAX_METADATA_KEYS:
+        raise validation(f"metadata may have at most {MAX_METADATA_KEYS} keys", field)
+    total = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if total > MAX_METADATA_BYTES:
+        raise validation(f"metadata must have at most {MAX_METADATA_BYTES} bytes", field)
+    filterable = {k: v for k, v in value.items() if k not in non_filterable}
+    for k, v in filterable.items():
+        if not 1 <= len(k) <= 63:
+            raise validation("metadata keys must be 1 to 63 characters", field)
+        flat = v if isinstance(v, list) else [v]
+        if any(isinstance(x, dict | list) or x is None for x in flat):
+            raise validation(f"filterable metadata {k!r} must be a string, number, boolean or a list of them", field)
+    size = len(json.dumps(filterable, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_FILTERABLE_BYTES:
+        raise validation(f"Filterable metadata must have at most {MAX_FILTERABLE_BYTES} bytes", field)
+
+
+def encode_token(doc: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str, field: str = "nextToken") -> dict[str, Any]:
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        raise validation(f"{field} is not a token this service issued", field) from None
+    if not isinstance(doc, dict):
+        raise validation(f"{field} is not a token this service issued", field)
+    return doc

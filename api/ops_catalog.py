@@ -1,0 +1,257 @@
+"""Bucket, index, policy, mode and tag operations of the S3 Vectors and TOS Vectors APIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import limits, models, policy
+from api.call import Call, operation
+from api.errors import ApiError, Kind, validation
+from engine.catalog_state import Bucket, Index
+from engine.engine import BucketRef, IndexRef
+
+
+def bucket_summary(call: Call, b: Bucket) -> dict[str, Any]:
+    d = call.dialect
+    out = {
+        "vectorBucketName": b.name,
+        f"vectorBucket{d.id_suffix}": call.bucket_id(BucketRef(b.account, b.name)),
+        "creationTime": d.creation_time(b.creation_time),
+    }
+    return out | ({"projectName": "default"} if d.name == "tos" else {})
+
+
+def index_summary(call: Call, i: Index) -> dict[str, Any]:
+    d = call.dialect
+    return {
+        "vectorBucketName": i.bucket_name,
+        "indexName": i.name,
+        f"index{d.id_suffix}": call.index_id(IndexRef(i.account, i.bucket_name, i.name)),
+        "creationTime": d.creation_time(i.creation_time),
+    }
+
+
+def _page(items: list[Any], name: Any, max_results: int | None, token: str | None) -> tuple[list[Any], str | None]:
+    limit = limits.in_range(max_results, 1, limits.MAX_CATALOG_PAGE, "maxResults", default=limits.MAX_CATALOG_PAGE)
+    if token is not None:
+        after = limits.decode_token(token).get("after")
+        if not isinstance(after, str):
+            raise validation("nextToken is not a token this service issued", "nextToken")
+        items = [i for i in items if name(i) > after]
+    page = items[:limit]
+    more = len(items) > limit
+    return page, limits.encode_token({"after": name(page[-1])}) if more else None
+
+
+def _prefix(prefix: str | None) -> str:
+    if prefix is not None and not 1 <= len(prefix) <= 63:
+        raise validation("prefix must be 1 to 63 characters", "prefix")
+    return prefix or ""
+
+
+# --- buckets --------------------------------------------------------------------------------
+
+
+@operation("CreateVectorBucket", models.CreateVectorBucket)
+async def create_vector_bucket(call: Call, req: models.CreateVectorBucket) -> Any:
+    name = limits.bucket_name(req.vectorBucketName, call.dialect.bucket_name_max)
+    if call.host is not None and call.host[0] != name:
+        raise validation("vectorBucketName does not match the bucket in the Host name", "vectorBucketName")
+    enc = req.encryptionConfiguration
+    ref = BucketRef(call.account, name)
+    await call.engine.create_bucket(
+        call.ctx,
+        ref,
+        encryption=limits.encryption(enc.sseType, enc.kmsKeyArn) if enc else None,
+        tags=limits.tags(req.tags),
+    )
+    return {f"vectorBucket{call.dialect.id_suffix}": call.bucket_id(ref)}
+
+
+async def _bucket(call: Call, req: models.BucketAddr) -> BucketRef:
+    ref = call.dialect.bucket_of(call.account, call.host, req.vectorBucketName, req.vectorBucketArn, "vectorBucketName")
+    await call.authorize(ref)
+    return ref
+
+
+@operation("GetVectorBucket", models.BucketAddr)
+async def get_vector_bucket(call: Call, req: models.BucketAddr) -> Any:
+    b = await call.engine.get_bucket(await _bucket(call, req))
+    out = bucket_summary(call, b)
+    out["encryptionConfiguration"] = b.encryption or {"sseType": "AES256"}
+    if call.dialect.name == "s3":
+        out["defaultIndexMode"] = b.default_index_mode
+    return {"vectorBucket": out}
+
+
+@operation("ListVectorBuckets", models.ListVectorBuckets)
+async def list_vector_buckets(call: Call, req: models.ListVectorBuckets) -> Any:
+    buckets = await call.engine.list_buckets(call.account, _prefix(req.prefix))
+    page, token = _page(buckets, lambda b: b.name, req.maxResults, req.nextToken)
+    out: dict[str, Any] = {"vectorBuckets": [bucket_summary(call, b) for b in page]}
+    return out | ({"nextToken": token} if token else {})
+
+
+@operation("DeleteVectorBucket", models.BucketAddr)
+async def delete_vector_bucket(call: Call, req: models.BucketAddr) -> Any:
+    await call.engine.delete_bucket(call.ctx, await _bucket(call, req))
+    return None
+
+
+@operation("PutVectorBucketPolicy", models.PutVectorBucketPolicy)
+async def put_vector_bucket_policy(call: Call, req: models.PutVectorBucketPolicy) -> Any:
+    ref = await _bucket(call, req)
+    policy.parse(req.policy)
+    await call.engine.put_bucket_policy(call.ctx, ref, req.policy)
+    return None
+
+
+@operation("GetVectorBucketPolicy", models.BucketAddr)
+async def get_vector_bucket_policy(call: Call, req: models.BucketAddr) -> Any:
+    text = await call.engine.get_bucket_policy(await _bucket(call, req))
+    # The TOS SDK takes the whole response body as the policy.
+    return text.encode() if call.dialect.name == "tos" else {"policy": text}
+
+
+@operation("DeleteVectorBucketPolicy", models.BucketAddr)
+async def delete_vector_bucket_policy(call: Call, req: models.BucketAddr) -> Any:
+    await call.engine.delete_bucket_policy(call.ctx, await _bucket(call, req))
+    return None
+
+
+@operation("PutVectorBucketDefaultIndexMode", models.PutVectorBucketDefaultIndexMode)
+async def put_default_index_mode(call: Call, req: models.PutVectorBucketDefaultIndexMode) -> Any:
+    if req.defaultIndexMode not in limits.INDEX_MODES:
+        raise validation("defaultIndexMode must be CLASSIC or ENHANCED", "defaultIndexMode")
+    await call.engine.put_default_index_mode(call.ctx, await _bucket(call, req), req.defaultIndexMode)
+    return None
+
+
+# --- indexes --------------------------------------------------------------------------------
+
+
+async def index_ref(call: Call, req: models.IndexAddr, also: tuple[str, ...] = ()) -> IndexRef:
+    ref = call.dialect.index_of(call.account, call.host, req.vectorBucketName, req.indexName, req.indexArn)
+    await call.authorize(ref.bucket_ref, ref.name, also)
+    return ref
+
+
+def _text_search_unsupported(configs: list[Any] | None) -> None:
+    if configs:
+        raise validation("full-text search (textSearchConfigurations) is not supported yet", "metadataConfiguration")
+
+
+@operation("CreateIndex", models.CreateIndex)
+async def create_index(call: Call, req: models.CreateIndex) -> Any:
+    bucket = call.dialect.bucket_of(
+        call.account, call.host, req.vectorBucketName, req.vectorBucketArn, "vectorBucketName"
+    )
+    name = limits.index_name(req.indexName)
+    await call.authorize(bucket, name)
+    if req.dataType != "float32":
+        raise validation("dataType must be float32", "dataType")
+    limits.in_range(req.dimension, 1, 4096, "dimension")
+    if req.distanceMetric not in ("euclidean", "cosine"):
+        raise validation("distanceMetric must be euclidean or cosine", "distanceMetric")
+    config = req.metadataConfiguration or models.MetadataConfiguration()
+    non_filterable = config.nonFilterableMetadataKeys or []
+    limits.count(non_filterable, 0, limits.MAX_NON_FILTERABLE, "metadataConfiguration.nonFilterableMetadataKeys")
+    for key in non_filterable:
+        if not 1 <= len(key) <= 63:
+            raise validation(
+                "metadata keys must be 1 to 63 characters", "metadataConfiguration.nonFilterableMetadataKeys"
+            )
+    _text_search_unsupported(config.textSearchConfigurations)
+    enc = req.encryptionConfiguration
+    ref = IndexRef(bucket.account, bucket.name, name)
+    await call.engine.create_index(
+        call.ctx,
+        ref,
+        dimension=req.dimension,
+        metric=req.distanceMetric,
+        non_filterable_keys=non_filterable,
+        encryption=limits.encryption(enc.sseType, enc.kmsKeyArn) if enc else None,
+        tags=limits.tags(req.tags),
+    )
+    return {f"index{call.dialect.id_suffix}": call.index_id(ref)}
+
+
+@operation("GetIndex", models.IndexAddr)
+async def get_index(call: Call, req: models.IndexAddr) -> Any:
+    i = await call.engine.get_index(await index_ref(call, req))
+    out = index_summary(call, i) | {
+        "dataType": i.data_type,
+        "dimension": i.dimension,
+        "distanceMetric": i.metric,
+        "metadataConfiguration": {"nonFilterableMetadataKeys": list(i.non_filterable_keys)},
+    }
+    if call.dialect.name == "s3":
+        out |= {"encryptionConfiguration": i.encryption or {"sseType": "AES256"}, "indexMode": i.mode}
+    return {"index": out}
+
+
+@operation("ListIndexes", models.ListIndexes)
+async def list_indexes(call: Call, req: models.ListIndexes) -> Any:
+    ref = await _bucket(
+        call, models.BucketAddr(vectorBucketName=req.vectorBucketName, vectorBucketArn=req.vectorBucketArn)
+    )
+    indexes = await call.engine.list_indexes(ref, _prefix(req.prefix))
+    page, token = _page(indexes, lambda i: i.name, req.maxResults, req.nextToken)
+    out: dict[str, Any] = {"indexes": [index_summary(call, i) for i in page]}
+    return out | ({"nextToken": token} if token else {})
+
+
+@operation("DeleteIndex", models.IndexAddr)
+async def delete_index(call: Call, req: models.IndexAddr) -> Any:
+    await call.engine.delete_index(call.ctx, await index_ref(call, req))
+    return None
+
+
+@operation("UpdateIndexMode", models.UpdateIndexMode)
+async def update_index_mode(call: Call, req: models.UpdateIndexMode) -> Any:
+    if req.indexMode not in limits.INDEX_MODES:
+        raise validation("indexMode must be CLASSIC or ENHANCED", "indexMode")
+    await call.engine.update_index_mode(call.ctx, await index_ref(call, req), req.indexMode)
+    return None
+
+
+@operation("UpdateMetadataConfiguration", models.UpdateMetadataConfiguration)
+async def update_metadata_configuration(call: Call, req: models.UpdateMetadataConfiguration) -> Any:
+    ref = await index_ref(call, req)
+    await call.engine.get_index(ref)
+    if (req.add is None) == (req.delete is None):
+        raise validation("give exactly one of add and delete", "add")
+    _text_search_unsupported([1])
+    return None
+
+
+# --- tags (S3 only: /tags/<arn>) ---------------------------------------------------------------
+
+
+async def tag_target(call: Call, arn: str) -> tuple[BucketRef, str | None]:
+    account, bucket, index = call.dialect.parse_id(arn, "resourceArn")
+    ref = BucketRef(account, bucket)
+    await call.authorize(ref, index)
+    return ref, index
+
+
+async def tag_resource(call: Call, arn: str, tags: dict[str, str]) -> Any:
+    ref, index = await tag_target(call, arn)
+    current = await call.engine.tags(ref, index)
+    if len(current | limits.tags(tags)) > limits.MAX_TAGS:
+        raise ApiError(Kind.CONFLICT, f"a resource may have at most {limits.MAX_TAGS} tags")
+    await call.engine.tag(call.ctx, ref, index, set=tags)
+    return None
+
+
+async def untag_resource(call: Call, arn: str, keys: list[str]) -> Any:
+    if not keys:
+        raise validation("tagKeys is required", "tagKeys")
+    ref, index = await tag_target(call, arn)
+    await call.engine.tag(call.ctx, ref, index, remove=keys)
+    return None
+
+
+async def list_tags(call: Call, arn: str) -> Any:
+    ref, index = await tag_target(call, arn)
+    return {"tags": await call.engine.tags(ref, index)}

@@ -1,0 +1,143 @@
+"""Vector operations: PutVectors, GetVectors, ListVectors, DeleteVectors, QueryVectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+
+from api import limits, models
+from api.call import Call, operation
+from api.errors import validation
+from api.ops_catalog import index_ref
+from engine.live_index import VectorRecord
+
+
+def _out(rec: VectorRecord, data: bool, metadata: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": rec.key}
+    if data and rec.vector is not None:
+        out["data"] = {"float32": rec.vector.tolist()}
+    if metadata:
+        out["metadata"] = rec.metadata if rec.metadata is not None else {}
+    return out
+
+
+def _keys(keys: list[str], high: int) -> list[str]:
+    limits.count(keys, 1, high, "keys")
+    for i, k in enumerate(keys):
+        if not 1 <= len(k) <= 1024:
+            raise validation("keys must be 1 to 1024 characters", f"keys[{i}]")
+    return keys
+
+
+@operation("PutVectors", models.PutVectors)
+async def put_vectors(call: Call, req: models.PutVectors) -> Any:
+    ref = await index_ref(call, req)
+    index = await call.engine.get_index(ref)
+    limits.count(req.vectors, 1, limits.MAX_PUT, "vectors")
+    for i, v in enumerate(req.vectors):
+        if not 1 <= len(v.key) <= 1024:
+            raise validation("key must be 1 to 1024 characters", f"vectors[{i}].key")
+        if len(v.data.float32) != index.dimension:
+            raise validation(
+                f"vector has dimension {len(v.data.float32)}; the index expects {index.dimension}",
+                f"vectors[{i}].data",
+            )
+        limits.metadata(v.metadata, index.non_filterable_keys, f"vectors[{i}].metadata")
+    data = np.array([v.data.float32 for v in req.vectors], dtype=np.float64)
+    await call.engine.put_vectors(call.ctx, ref, [v.key for v in req.vectors], data, [v.metadata for v in req.vectors])
+    return None
+
+
+@operation("GetVectors", models.GetVectors)
+async def get_vectors(call: Call, req: models.GetVectors) -> Any:
+    ref = await index_ref(call, req)
+    found = await call.engine.get_vectors(
+        ref, _keys(req.keys, limits.MAX_GET), return_data=req.returnData, return_metadata=req.returnMetadata
+    )
+    return {"vectors": [_out(r, req.returnData, req.returnMetadata) for r in found]}
+
+
+@operation("DeleteVectors", models.DeleteVectors)
+async def delete_vectors(call: Call, req: models.DeleteVectors) -> Any:
+    ref = await index_ref(call, req)
+    await call.engine.delete_vectors(call.ctx, ref, _keys(req.keys, call.dialect.delete_keys_max))
+    return None
+
+
+@operation("ListVectors", models.ListVectors)
+async def list_vectors(call: Call, req: models.ListVectors) -> Any:
+    also = ("GetVectors",) if req.returnData or req.returnMetadata else ()
+    ref = await index_ref(call, req, also)
+    if (req.segmentCount is None) != (req.segmentIndex is None):
+        raise validation("segmentCount and segmentIndex must be given together", "segmentCount")
+    count = limits.in_range(req.segmentCount, 1, limits.MAX_SEGMENTS, "segmentCount", default=1)
+    index = limits.in_range(req.segmentIndex, 0, limits.MAX_SEGMENTS - 1, "segmentIndex", default=0)
+    if index >= count:
+        raise validation("segmentIndex must be less than segmentCount", "segmentIndex")
+    if req.nextToken is not None and not 1 <= len(req.nextToken) <= 2048:
+        raise validation("nextToken must be 1 to 2048 characters", "nextToken")
+    page = await call.engine.list_vectors(
+        ref,
+        limit=limits.in_range(req.maxResults, 1, limits.MAX_LIST_PAGE, "maxResults", default=500),
+        token=req.nextToken,
+        segment_count=count,
+        segment_index=index,
+        return_data=req.returnData,
+        return_metadata=req.returnMetadata,
+    )
+    out: dict[str, Any] = {"vectors": [_out(r, req.returnData, req.returnMetadata) for r in page.vectors]}
+    return out | ({"nextToken": page.next_token} if page.next_token else {})
+
+
+def _fingerprint(req: models.QueryVectors) -> str:
+    """Ties a page token to the query it came from: same vector, topK and filter."""
+    vector = req.queryVector.float32 if req.queryVector else []
+    doc = json.dumps([req.indexArn, req.vectorBucketName, req.indexName, req.topK, vector, req.filter], sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()[:24]
+
+
+@operation("QueryVectors", models.QueryVectors)
+async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
+    also = ("GetVectors",) if req.filter is not None or req.returnMetadata else ()
+    ref = await index_ref(call, req, also)
+    index = await call.engine.get_index(ref)
+    top_k = limits.in_range(req.topK, 1, call.dialect.top_k_max, "topK")
+    if req.queryTexts or req.returnScores:
+        raise validation("full-text search (queryTexts, returnScores) is not supported yet", "queryTexts")
+    if req.queryVector is None:
+        raise validation("queryVector is required", "queryVector")
+    if len(req.queryVector.float32) != index.dimension:
+        raise validation(
+            f"queryVector has dimension {len(req.queryVector.float32)}; the index expects {index.dimension}",
+            "queryVector",
+        )
+    if req.queryMode is not None:
+        if req.queryMode not in limits.INDEX_MODES:
+            raise validation("queryMode must be CLASSIC or ENHANCED", "queryMode")
+        if req.queryMode == "CLASSIC" and index.mode == "ENHANCED":
+            raise validation("queryMode CLASSIC cannot be used on an ENHANCED index", "queryMode")
+    offset = 0
+    fingerprint = _fingerprint(req)
+    if req.nextToken is not None:
+        token = limits.decode_token(req.nextToken)
+        if token.get("q") != fingerprint or not isinstance(token.get("o"), int):
+            raise validation("nextToken belongs to a different query", "nextToken")
+        offset = token["o"]
+    hits = await call.engine.query_vectors(ref, req.queryVector.float32, top_k, req.filter)
+    page = hits[offset : offset + call.dialect.query_page]
+    vectors = []
+    for h in page:
+        v: dict[str, Any] = {"key": h.key}
+        if req.returnDistance:
+            v["distance"] = h.distance
+        if req.returnMetadata:
+            v["metadata"] = json.loads(h.metadata) if h.metadata else {}
+        vectors.append(v)
+    out: dict[str, Any] = {"vectors": vectors, "distanceMetric": index.metric}
+    end = offset + len(page)
+    if end < len(hits):
+        out["nextToken"] = limits.encode_token({"q": fingerprint, "o": end})
+    return out

@@ -1,0 +1,133 @@
+"""Bucket policies: IAM-style JSON, checked at put time, evaluated on every cross-account request.
+
+One model for every dialect: actions are matched on the operation name whatever the service prefix
+(``s3vectors:``, ``tosvectors:``), resources on the ARN and the TRN spelling of the resource, and
+principals on account ids, root and user ARNs/TRNs, or ``*``. An explicit Deny wins over any Allow.
+``Condition`` is refused at put time rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from api.errors import validation
+
+SERVICES = ("s3vectors", "tosvectors")
+VERSIONS = ("2012-10-17", "2008-10-17", "2025-12-01")
+_PRINCIPAL = re.compile(r"^(?:arn:aws|trn):iam::(\d{12}):(root|user/[\w+=,.@/-]+)$")
+_ALLOWED_KEYS = {"Sid", "Effect", "Principal", "Action", "Resource", "NotResource"}
+
+
+@dataclass(frozen=True)
+class Statement:
+    effect: str
+    principals: tuple[str, ...]  # "*", "<account>", or "<account>:user/<name>"
+    actions: tuple[str, ...]  # lower-cased "service:Operation" patterns
+    resources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    statements: tuple[Statement, ...]
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(i, str) and i for i in items):
+        raise validation(f"Invalid policy: {what} must be a non-empty string or list of strings", "policy")
+    return items
+
+
+def _principal(value: Any) -> tuple[str, ...]:
+    if value == "*" or value == ["*"]:
+        return ("*",)
+    if isinstance(value, dict):
+        if set(value) - {"AWS", "TRN"} or not value:
+            raise validation("Invalid policy: Principal may name only AWS or TRN principals", "policy")
+        items = [p for v in value.values() for p in _list(v, "Principal")]
+    else:
+        items = _list(value, "Principal")
+    out = []
+    for p in items:
+        if p == "*" or re.fullmatch(r"\d{12}", p):
+            out.append(p)
+            continue
+        m = _PRINCIPAL.match(p)
+        if not m:
+            raise validation(f"Invalid policy: unrecognised principal {p!r}", "policy")
+        out.append(m.group(1) if m.group(2) == "root" else f"{m.group(1)}:{m.group(2)}")
+    return tuple(out)
+
+
+def parse(text: str) -> Policy:
+    """Parse and check a policy document; raises a ValidationException-kind error if malformed."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise validation("Invalid policy: not valid JSON", "policy") from None
+    if not isinstance(doc, dict) or doc.get("Version") not in VERSIONS:
+        raise validation(f"Invalid policy: Version must be one of {', '.join(VERSIONS)}", "policy")
+    if set(doc) - {"Version", "Id", "Statement"}:
+        raise validation("Invalid policy: unknown top-level element", "policy")
+    raw = doc.get("Statement")
+    raw = raw if isinstance(raw, list) else [raw]
+    if not raw or not all(isinstance(s, dict) for s in raw):
+        raise validation("Invalid policy: Statement must be an object or a non-empty list of objects", "policy")
+    statements = []
+    for s in raw:
+        extra = set(s) - _ALLOWED_KEYS
+        if extra:
+            raise validation(f"Invalid policy: unsupported statement element {sorted(extra)[0]}", "policy")
+        if s.get("Effect") not in ("Allow", "Deny"):
+            raise validation("Invalid policy: Effect must be Allow or Deny", "policy")
+        if "Principal" not in s or "Action" not in s or "Resource" not in s:
+            raise validation("Invalid policy: each statement needs Principal, Action and Resource", "policy")
+        actions = _list(s["Action"], "Action")
+        for a in actions:
+            service, _, op = a.partition(":")
+            if a != "*" and (service not in SERVICES or not op):
+                raise validation(f"Invalid policy: unknown action {a!r}", "policy")
+        statements.append(
+            Statement(
+                s["Effect"],
+                _principal(s["Principal"]),
+                tuple(a.lower() for a in actions),
+                tuple(_list(s["Resource"], "Resource")),
+            )
+        )
+    return Policy(tuple(statements))
+
+
+def _principal_matches(patterns: tuple[str, ...], account: str, user: str | None) -> bool:
+    me = {"*", account} | ({f"{account}:user/{user}"} if user else set())
+    return any(p in me for p in patterns)
+
+
+def _action_matches(patterns: tuple[str, ...], operation: str) -> bool:
+    op = operation.lower()
+    return any(p == "*" or fnmatchcase(op, p.partition(":")[2]) for p in patterns)
+
+
+def _resource_matches(patterns: tuple[str, ...], names: tuple[str, ...]) -> bool:
+    return any(fnmatchcase(n, p) for p in patterns for n in names)
+
+
+def decide(policy: Policy | None, account: str, user: str | None, operation: str, resources: tuple[str, ...]) -> str:
+    """'deny', 'allow' or 'none' (no statement applies) for one action on one resource."""
+    if policy is None:
+        return "none"
+    verdict = "none"
+    for s in policy.statements:
+        if (
+            _principal_matches(s.principals, account, user)
+            and _action_matches(s.actions, operation)
+            and _resource_matches(s.resources, resources)
+        ):
+            if s.effect == "Deny":
+                return "deny"
+            verdict = "allow"
+    return verdict

@@ -1,0 +1,39 @@
+"""The audit log of refused requests: authentication failures and policy denials.
+
+Accepted mutations are audited by the catalog and data logs themselves. Refused requests change
+nothing, so they go to a log of their own (``audit/log/``) that readers of the data path never
+touch; a flood of denied requests cannot slow a query down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from engine import keys
+from engine.clock import Clock, IdSource
+from engine.context import RequestContext
+from engine.log import Appender, Event, read_log
+from engine.log.event import REQUEST_DENIED, json_payload
+from engine.store import ObjectStore
+
+
+class AuditLog:
+    def __init__(self, store: ObjectStore, clock: Clock, ids: IdSource) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self._appender = Appender(store, keys.AUDIT_LOG, clock)
+
+    async def denied(self, ctx: RequestContext, operation: str, resource: str, reason: str) -> int:
+        """Record a refused request; returns the seq of the audit entry."""
+        payload = {"operation": operation, "resource": resource, "reason": reason}
+        event = Event.new(
+            ctx, id=self.ids.new_id(), type=REQUEST_DENIED, time=self.clock.now(), payload=json_payload(payload)
+        )
+        return await self._appender.append([event])
+
+    async def entries(self, after: int = -1) -> AsyncIterator[tuple[int, Event, dict[str, Any]]]:
+        async for obj in read_log(self.store, keys.AUDIT_LOG, after):
+            for ev in obj.events:
+                yield obj.seq, ev, ev.json()

@@ -1,0 +1,84 @@
+"""A real uvicorn server on a free loopback port, in a thread of the test process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import uvicorn
+
+from api.app import create_app
+from api.config import Credential, ServerConfig
+from engine.clock import Clock
+from tests.conftest import Backend
+
+ALICE = Credential("AKIAALICE0000000001", "alice-secret", "111122223333")
+BOB = Credential("AKIABOB00000000000002", "bob-secret", "444455556666")
+CAROL = Credential("AKIACAROL0000000003", "carol-secret", "444455556666", user="carol")
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    port: int
+    config: ServerConfig
+
+    def s3vectors(self, cred: Credential = ALICE, **kw: Any) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3vectors",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=cred.access_key_id,
+            aws_secret_access_key=cred.secret_access_key,
+            config=Config(retries={"mode": "standard", "max_attempts": 2}, **kw),
+        )
+
+    def tos(self, cred: Credential = ALICE) -> Any:
+        from tos.vector_client import VectorClient
+
+        return VectorClient(
+            ak=cred.access_key_id,
+            sk=cred.secret_access_key,
+            region="cn-beijing",
+            endpoint=self.url,
+            proxy_host="127.0.0.1",
+            proxy_port=self.port,
+        )
+
+
+@contextmanager
+def running_server(backend: Backend, clock: Clock | None = None, **overrides: Any) -> Iterator[RunningServer]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = ServerConfig(
+        root=backend.root,
+        host="127.0.0.1",
+        port=port,
+        credentials={c.access_key_id: c for c in (ALICE, BOB, CAROL)},
+        engine=backend.settings,
+    )
+    config = replace(config, **overrides)
+    server = uvicorn.Server(uvicorn.Config(create_app(config, clock=clock), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", port, config)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
