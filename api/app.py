@@ -15,14 +15,14 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastapi import FastAPI
-from pydantic import ValidationError as PydanticError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import api.ops_catalog as ops_catalog
 import api.ops_vectors  # noqa: F401  (registers the vector operations)
-from api import auth, models
+from api import auth, models, oss
+from api.bodies import parse_body
 from api.call import OPERATIONS, Call
 from api.config import Credential, ServerConfig
 from api.dialects import Dialect, detect, parse_host
@@ -55,7 +55,7 @@ class Frontend:
         self.config = config
         self.engine = engine
 
-    def _credential(self, dialect: Dialect, req: auth.SignedRequest) -> Credential:
+    def _credential(self, dialect: Dialect, req: auth.SignedRequest, host: tuple[str, str] | None) -> Credential:
         keys, now, skew = self.config.credentials, self.engine.clock.now(), self.config.clock_skew
         if self.config.no_auth:
             claimed = auth.access_key_of(req)
@@ -67,6 +67,8 @@ class Frontend:
             return auth.verify_aws(req, keys, now, skew)
         if scheme == "TOS4-HMAC-SHA256" and dialect.name == "tos":
             return auth.verify_tos(req, keys, now, skew)
+        if scheme == "OSS4-HMAC-SHA256" and dialect.name == "oss":
+            return auth.verify_oss(req, keys, now, skew, host)
         raise auth.AuthError("the request is not signed" if scheme is None else f"unsupported signature {scheme}")
 
     async def handle(self, request: Request) -> Response:
@@ -86,8 +88,9 @@ class Frontend:
                 list(request.headers.items()),
                 body,
             )
+            host = parse_host(headers.get("host", ""), self.config.public_host)
             try:
-                cred = self._credential(dialect, signed)
+                cred = self._credential(dialect, signed, host)
             except auth.AuthError as e:
                 ctx = RequestContext(
                     principal=f"accesskey/{e.access_key or auth.access_key_of(signed) or 'none'}",
@@ -97,9 +100,8 @@ class Frontend:
                     dialect=dialect.name,
                 )
                 await self.engine.audit.denied(ctx, request.url.path.lstrip("/"), request.url.path, e.message)
-                raise ApiError(Kind.ACCESS_DENIED, e.message) from None
+                raise ApiError(Kind.ACCESS_DENIED, e.message, reason=e.reason) from None
             ctx = RequestContext(cred.principal, cred.account, source, request_id, dialect.name)
-            host = parse_host(headers.get("host", ""), self.config.public_host)
             return dialect.ok(await self._route(request, dialect, cred, host, ctx, body), request_id)
         except ApiError as e:
             return dialect.error(e, request_id)
@@ -113,6 +115,11 @@ class Frontend:
         self, request: Request, dialect: Dialect, cred: Credential, host: Any, ctx: RequestContext, body: bytes
     ) -> Any:
         path, method = request.url.path, request.method
+        if dialect.name == "oss":
+            call = Call(self.engine, self.config, dialect, cred, host, ctx, "")
+            return await oss.route(
+                call, method, request.url.query, {k.lower(): v for k, v in request.headers.items()}, body
+            )
         if path.startswith("/tags/") and dialect.name == "s3":
             arn = unquote(path[len("/tags/") :])
             call = Call(self.engine, self.config, dialect, cred, host, ctx, "")
@@ -125,27 +132,14 @@ class Frontend:
                 return await ops_catalog.untag_resource(call, arn, keys)
             if method == "POST":
                 call.operation = "TagResource"
-                tags = _parse(models.TagResource, body).tags
+                tags = parse_body(models.TagResource, body).tags
                 return await ops_catalog.tag_resource(call, arn, tags)
         name = path.strip("/")
         op = OPERATIONS.get(name)
         if op is None or method != "POST":
             raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown operation {method} {path}")
         call = Call(self.engine, self.config, dialect, cred, host, ctx, name)
-        return await op.handler(call, _parse(op.model, body))
-
-
-def _parse(model: Any, body: bytes) -> Any:
-    try:
-        return model.model_validate_json(body or b"{}")
-    except PydanticError as e:
-        fields = []
-        for err in e.errors():
-            path = ".".join(str(p) for p in err["loc"]) or "body"
-            fields.append((path, str(err["msg"])))
-        first = fields[0] if fields else ("body", "invalid request")
-        message = "Malformed request body: " + (first[1] if first[0] == "body" else f"{first[0]}: {first[1]}")
-        raise ApiError(Kind.VALIDATION, message, fields) from None
+        return await op.handler(call, parse_body(op.model, body))
 
 
 def create_app(config: ServerConfig, *, clock: Clock | None = None) -> ASGIApp:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from api import policy
 from api.config import Credential, ServerConfig
-from api.dialects import S3, TOS, Dialect
+from api.dialects import ALL_DIALECTS, Dialect
 from api.errors import ApiError, Kind
 from engine.context import RequestContext
 from engine.engine import BucketRef, Engine, IndexRef
@@ -55,10 +55,12 @@ class Call:
         return self.dialect.index_id(self.config.region, ref.account, ref.bucket, ref.name)
 
     def _resource_names(self, bucket: BucketRef, index: str | None) -> tuple[str, ...]:
+        """The resource in every dialect's spelling, this call's own dialect first."""
         region = self.config.region
+        dialects = (self.dialect, *(d for d in ALL_DIALECTS if d is not self.dialect))
         if index is None:
-            return tuple(d.bucket_id(region, bucket.account, bucket.name) for d in (S3, TOS))
-        return tuple(d.index_id(region, bucket.account, bucket.name, index) for d in (S3, TOS))
+            return tuple(d.bucket_id(region, bucket.account, bucket.name) for d in dialects)
+        return tuple(d.index_id(region, bucket.account, bucket.name, index) for d in dialects)
 
     async def authorize(self, bucket: BucketRef, index: str | None = None, also: tuple[str, ...] = ()) -> None:
         owner = bucket.account == self.account
@@ -79,7 +81,7 @@ class Call:
                 await self.deny(bucket, index, f"no policy statement allows {action}")
 
     async def deny(self, bucket: BucketRef, index: str | None, reason: str) -> None:
-        resource = self._resource_names(bucket, index)[0 if self.dialect.name == "s3" else 1]
+        resource = self._resource_names(bucket, index)[0]
         await self.engine.audit.denied(self.ctx, self.operation, resource, reason)
         raise ApiError(
             Kind.ACCESS_DENIED,

@@ -66,12 +66,48 @@ ENGINE_KINDS: list[tuple[type[e.VecledgerError], Kind]] = [
 ]
 
 
+# OSS names errors by what failed, not only by kind: (kind, reason) -> (code, status), where the
+# reason is an engine error class name, an auth failure, or the area of a validation failure.
+OSS: dict[tuple[Kind, str | None], tuple[str, int]] = {
+    (Kind.VALIDATION, None): ("InvalidArgument", 400),
+    (Kind.VALIDATION, "index"): ("VectorIndexParameterInvalid", 400),
+    (Kind.VALIDATION, "MalformedJson"): ("MalformedJson", 400),
+    (Kind.VALIDATION, "InvalidArgument"): ("InvalidArgument", 400),
+    (Kind.ACCESS_DENIED, None): ("AccessDenied", 403),
+    (Kind.ACCESS_DENIED, "SignatureDoesNotMatch"): ("SignatureDoesNotMatch", 403),
+    (Kind.ACCESS_DENIED, "RequestTimeTooSkewed"): ("RequestTimeTooSkewed", 403),
+    (Kind.ACCESS_DENIED, "InvalidAccessKeyId"): ("InvalidAccessKeyId", 403),
+    (Kind.ACCESS_DENIED, "InvalidDigest"): ("InvalidDigest", 400),
+    (Kind.ACCESS_DENIED, "InvalidArgument"): ("InvalidArgument", 400),
+    (Kind.NOT_FOUND, None): ("NoSuchBucket", 404),
+    (Kind.NOT_FOUND, "IndexNotFound"): ("NoSuchVectorIndex", 404),
+    (Kind.NOT_FOUND, "PolicyNotFound"): ("NoSuchBucketPolicy", 404),
+    (Kind.CONFLICT, None): ("BucketAlreadyExists", 409),
+    (Kind.CONFLICT, "IndexAlreadyExists"): ("VectorBucketIndexAlreadyExist", 409),
+    (Kind.CONFLICT, "BucketNotEmpty"): ("BucketNotEmpty", 409),
+    (Kind.QUOTA, None): ("VectorBucketIndexExceedLimit", 400),
+    (Kind.THROTTLED, None): ("QpsLimitExceeded", 503),
+    (Kind.TIMEOUT, None): ("RequestTimeout", 400),
+    (Kind.UNAVAILABLE, None): ("ServiceUnavailable", 503),
+    (Kind.INTERNAL, None): ("InternalError", 500),
+    (Kind.UNKNOWN_OPERATION, None): ("InvalidArgument", 400),
+}
+OSS_EC = "0037-00000001"
+
+
+def oss_code(kind: Kind, reason: str | None) -> tuple[str, int]:
+    return OSS.get((kind, reason)) or OSS[(kind, None)]
+
+
 class ApiError(Exception):
-    def __init__(self, kind: Kind, message: str, fields: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, kind: Kind, message: str, fields: list[tuple[str, str]] | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.fields = fields or []
+        self.reason = reason
 
 
 def validation(message: str, field: str | None = None) -> ApiError:
@@ -86,6 +122,6 @@ def from_engine(err: e.VecledgerError) -> ApiError:
             if kind is Kind.INTERNAL:
                 log.error("internal error: %s", err)
                 return ApiError(kind, "the service could not complete the request")
-            return ApiError(kind, str(err))
+            return ApiError(kind, str(err), reason=type(err).__name__)
     log.error("unmapped engine error: %r", err)
     return ApiError(Kind.INTERNAL, "the service could not complete the request")

@@ -118,3 +118,17 @@ def decode_token(token: str, field: str = "nextToken") -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise validation(f"{field} is not a token this service issued", field)
     return doc
+
+
+def filter_depth(doc: Any, max_depth: int) -> None:
+    """Nesting depth of a filter document (objects and arrays), bounded per dialect."""
+
+    def depth(x: Any) -> int:
+        if isinstance(x, dict):
+            return 1 + max((depth(v) for v in x.values()), default=0)
+        if isinstance(x, list):
+            return max((depth(v) for v in x), default=0)
+        return 0
+
+    if depth(doc) > max_depth:
+        raise validation(f"Invalid query filter: filters may nest at most {max_depth} levels", "filter")

@@ -70,11 +70,14 @@ class PutVectorBucketDefaultIndexMode(BucketAddr):
     defaultIndexMode: str
 
 
-class CreateIndex(BucketAddr):
-    indexName: str
+class IndexShape(Req):
     dataType: str
     dimension: int
     distanceMetric: str
+
+
+class CreateIndex(BucketAddr, IndexShape):
+    indexName: str
     metadataConfiguration: MetadataConfiguration | None = None
     encryptionConfiguration: Encryption | None = None
     tags: dict[str, str] | None = None
@@ -126,6 +129,7 @@ class DeleteVectors(IndexAddr):
 
 
 class ListVectors(IndexAddr, Paging):
+    filter: Any = None  # OSS only
     segmentCount: int | None = None
     segmentIndex: int | None = None
     returnData: bool = False
@@ -155,3 +159,19 @@ class TagResource(Req):
 
 class Empty(Req):
     pass
+
+
+# --- OSS bodies (PutVectorIndex and friends; the vector operations share the models above) ---
+
+
+class OssPutVectorIndex(IndexShape):
+    indexName: str
+    metadata: MetadataConfiguration | None = None
+
+
+class OssIndexName(Req):
+    indexName: str
+
+
+class OssListVectorIndexes(Paging):
+    prefix: str | None = None

@@ -146,14 +146,30 @@ async def create_index(call: Call, req: models.CreateIndex) -> Any:
     bucket = call.dialect.bucket_of(
         call.account, call.host, req.vectorBucketName, req.vectorBucketArn, "vectorBucketName"
     )
-    name = limits.index_name(req.indexName)
+    await create_index_in(
+        call, bucket, req.indexName, req, req.metadataConfiguration, req.encryptionConfiguration, req.tags
+    )
+    return {f"index{call.dialect.id_suffix}": call.index_id(IndexRef(bucket.account, bucket.name, req.indexName))}
+
+
+async def create_index_in(
+    call: Call,
+    bucket: BucketRef,
+    name: str,
+    shape: models.IndexShape,
+    config: models.MetadataConfiguration | None,
+    enc: models.Encryption | None,
+    tags: dict[str, str] | None,
+) -> None:
+    """CreateIndex for every dialect (OSS calls it PutVectorIndex and names the config "metadata")."""
+    name = call.dialect.index_name(name)
     await call.authorize(bucket, name)
-    if req.dataType != "float32":
+    if shape.dataType != "float32":
         raise validation("dataType must be float32", "dataType")
-    limits.in_range(req.dimension, 1, 4096, "dimension")
-    if req.distanceMetric not in ("euclidean", "cosine"):
+    limits.in_range(shape.dimension, 1, 4096, "dimension")
+    if shape.distanceMetric not in ("euclidean", "cosine"):
         raise validation("distanceMetric must be euclidean or cosine", "distanceMetric")
-    config = req.metadataConfiguration or models.MetadataConfiguration()
+    config = config or models.MetadataConfiguration()
     non_filterable = config.nonFilterableMetadataKeys or []
     limits.count(non_filterable, 0, limits.MAX_NON_FILTERABLE, "metadataConfiguration.nonFilterableMetadataKeys")
     for key in non_filterable:
@@ -162,18 +178,18 @@ async def create_index(call: Call, req: models.CreateIndex) -> Any:
                 "metadata keys must be 1 to 63 characters", "metadataConfiguration.nonFilterableMetadataKeys"
             )
     _text_search_unsupported(config.textSearchConfigurations)
-    enc = req.encryptionConfiguration
-    ref = IndexRef(bucket.account, bucket.name, name)
+    cap = call.dialect.max_indexes
+    if cap is not None and len(await call.engine.list_indexes(bucket)) >= cap:
+        raise ApiError(Kind.QUOTA, f"a vector bucket may hold at most {cap} indexes")
     await call.engine.create_index(
         call.ctx,
-        ref,
-        dimension=req.dimension,
-        metric=req.distanceMetric,
+        IndexRef(bucket.account, bucket.name, name),
+        dimension=shape.dimension,
+        metric=shape.distanceMetric,
         non_filterable_keys=non_filterable,
         encryption=limits.encryption(enc.sseType, enc.kmsKeyArn) if enc else None,
-        tags=limits.tags(req.tags),
+        tags=limits.tags(tags),
     )
-    return {f"index{call.dialect.id_suffix}": call.index_id(ref)}
 
 
 @operation("GetIndex", models.IndexAddr)

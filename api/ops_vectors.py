@@ -46,6 +46,7 @@ async def put_vectors(call: Call, req: models.PutVectors) -> Any:
                 f"vectors[{i}].data",
             )
         limits.metadata(v.metadata, index.non_filterable_keys, f"vectors[{i}].metadata")
+    call.dialect.check_batch([v.key for v in req.vectors], [v.metadata for v in req.vectors], index.non_filterable_keys)
     data = np.array([v.data.float32 for v in req.vectors], dtype=np.float64)
     await call.engine.put_vectors(call.ctx, ref, [v.key for v in req.vectors], data, [v.metadata for v in req.vectors])
     return None
@@ -79,6 +80,10 @@ async def list_vectors(call: Call, req: models.ListVectors) -> Any:
         raise validation("segmentIndex must be less than segmentCount", "segmentIndex")
     if req.nextToken is not None and not 1 <= len(req.nextToken) <= 2048:
         raise validation("nextToken must be 1 to 2048 characters", "nextToken")
+    if req.filter is not None:
+        if not call.dialect.list_filter:
+            raise validation("ListVectors takes no filter in this API", "filter")
+        limits.filter_depth(req.filter, call.dialect.max_filter_depth)
     page = await call.engine.list_vectors(
         ref,
         limit=limits.in_range(req.maxResults, 1, limits.MAX_LIST_PAGE, "maxResults", default=500),
@@ -87,6 +92,7 @@ async def list_vectors(call: Call, req: models.ListVectors) -> Any:
         segment_index=index,
         return_data=req.returnData,
         return_metadata=req.returnMetadata,
+        filter=req.filter,
     )
     out: dict[str, Any] = {"vectors": [_out(r, req.returnData, req.returnMetadata) for r in page.vectors]}
     return out | ({"nextToken": page.next_token} if page.next_token else {})
@@ -109,6 +115,8 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         raise validation("full-text search (queryTexts, returnScores) is not supported yet", "queryTexts")
     if req.queryVector is None:
         raise validation("queryVector is required", "queryVector")
+    if req.filter is not None:
+        limits.filter_depth(req.filter, call.dialect.max_filter_depth)
     if len(req.queryVector.float32) != index.dimension:
         raise validation(
             f"queryVector has dimension {len(req.queryVector.float32)}; the index expects {index.dimension}",

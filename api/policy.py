@@ -1,8 +1,9 @@
 """Bucket policies: IAM-style JSON, checked at put time, evaluated on every cross-account request.
 
 One model for every dialect: actions are matched on the operation name whatever the service prefix
-(``s3vectors:``, ``tosvectors:``), resources on the ARN and the TRN spelling of the resource, and
-principals on account ids, root and user ARNs/TRNs, or ``*``. An explicit Deny wins over any Allow.
+(``s3vectors:``, ``tosvectors:``, ``oss:``, with OSS's own names as aliases), resources on the ARN,
+TRN and ``acs:ossvector`` spellings of the resource, and principals on account ids, root and user
+ARNs/TRNs/RAM names, or ``*``. An explicit Deny wins over any Allow.
 ``Condition`` is refused at put time rather than silently ignored.
 """
 
@@ -16,9 +17,20 @@ from typing import Any
 
 from api.errors import validation
 
-SERVICES = ("s3vectors", "tosvectors")
-VERSIONS = ("2012-10-17", "2008-10-17", "2025-12-01")
-_PRINCIPAL = re.compile(r"^(?:arn:aws|trn):iam::(\d{12}):(root|user/[\w+=,.@/-]+)$")
+SERVICES = ("s3vectors", "tosvectors", "oss")
+VERSIONS = ("2012-10-17", "2008-10-17", "2025-12-01", "1")
+_PRINCIPAL = re.compile(r"^(?:arn:aws:iam|trn:iam|acs:ram)::(\d+):(root|user/[\w+=,.@/-]+)$")
+# OSS names some operations differently; a pattern may use either name.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "CreateVectorBucket": ("PutVectorBucket",),
+    "CreateIndex": ("PutVectorIndex",),
+    "GetIndex": ("GetVectorIndex",),
+    "ListIndexes": ("ListVectorIndexes",),
+    "DeleteIndex": ("DeleteVectorIndex",),
+    "PutVectorBucketPolicy": ("PutBucketPolicy",),
+    "GetVectorBucketPolicy": ("GetBucketPolicy",),
+    "DeleteVectorBucketPolicy": ("DeleteBucketPolicy",),
+}
 _ALLOWED_KEYS = {"Sid", "Effect", "Principal", "Action", "Resource", "NotResource"}
 
 
@@ -53,7 +65,7 @@ def _principal(value: Any) -> tuple[str, ...]:
         items = _list(value, "Principal")
     out = []
     for p in items:
-        if p == "*" or re.fullmatch(r"\d{12}", p):
+        if p == "*" or re.fullmatch(r"\d+", p):
             out.append(p)
             continue
         m = _PRINCIPAL.match(p)
@@ -108,8 +120,8 @@ def _principal_matches(patterns: tuple[str, ...], account: str, user: str | None
 
 
 def _action_matches(patterns: tuple[str, ...], operation: str) -> bool:
-    op = operation.lower()
-    return any(p == "*" or fnmatchcase(op, p.partition(":")[2]) for p in patterns)
+    names = [n.lower() for n in (operation, *ALIASES.get(operation, ()))]
+    return any(p == "*" or fnmatchcase(n, p.partition(":")[2]) for p in patterns for n in names)
 
 
 def _resource_matches(patterns: tuple[str, ...], names: tuple[str, ...]) -> bool:

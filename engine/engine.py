@@ -291,13 +291,16 @@ class Engine:
         segment_index: int = 0,
         return_data: bool = False,
         return_metadata: bool = False,
+        filter: Any = None,
     ) -> ListPage:
+        """A page of vectors in key order; ``filter`` (OSS's ListVectors has one) keeps matching rows."""
         if limit < 1:
             raise ValidationError("maxResults must be at least 1", field="maxResults")
         if segment_count < 1 or not 0 <= segment_index < segment_count:
             raise ValidationError("segmentIndex must be below segmentCount", field="segmentIndex")
         live = await self.live(ref)
-        return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata)
+        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata, flt)
 
     async def query_vectors(self, ref: IndexRef, vector: Any, top_k: int, filter: Any = None) -> list[Hit]:
         """The ``top_k`` nearest vectors (fewer if fewer match the filter), nearest first."""

@@ -234,11 +234,13 @@ def take(ds: Any, keys: list[str], columns: list[str]) -> pa.Table:
     return ds.to_table(columns=columns, filter=f"key IN ({_sql_list(keys)})")
 
 
-def scan_keys(ds: Any, after: str | None, segment_count: int, segment_index: int, limit: int) -> list[str]:
-    """The first ``limit`` keys in key order after ``after`` within one list segment."""
+def scan_keys(
+    ds: Any, after: str | None, segment_count: int, segment_index: int, limit: int, sql_filter: str | None = None
+) -> list[str]:
+    """The first ``limit`` keys in key order after ``after`` within one list segment (and filter)."""
     if ds is None:
         return []
-    conds = []
+    conds = [f"({sql_filter})"] if sql_filter else []
     if after is not None:
         conds.append(f"key > {_sql_list([after])}")
     if segment_count > 1:

@@ -29,7 +29,7 @@ from engine.log.payload import VectorBatch, Vectors, encode_vectors
 from engine.materializer import Checkpoint, Materializer, read_checkpoint
 from engine.settings import Settings
 from engine.store import ObjectStore
-from engine.tail import Tail
+from engine.tail import Tail, TailRow
 
 CHECKPOINT_POLL = 1.0  # seconds between checkpoint reads when another process folds this index
 
@@ -123,6 +123,7 @@ class LiveIndex:
         seq = await self._appender.append(events)
         if self.tail.seq < seq:
             await self.refresh()
+        self.materializer.wake()
         return seq
 
     def _written(self, obj: EventObject) -> None:
@@ -195,6 +196,7 @@ class LiveIndex:
         segment_index: int,
         return_data: bool,
         return_metadata: bool,
+        flt: Filter | None = None,
     ) -> ListPage:
         await self.refresh()
         after = _decode_token(token, segment_count, segment_index) if token else None
@@ -205,10 +207,13 @@ class LiveIndex:
                 segment_count <= 1 or key_hash(key) % segment_count == segment_index
             )
 
-        tail_rows = {r.key: r for r in tail.live_rows() if mine(r.key)}
+        def matches(r: TailRow) -> bool:
+            return flt is None or flt.predicate(json.loads(r.metadata) if r.metadata else {})
+
+        tail_rows = {r.key: r for r in tail.live_rows() if mine(r.key) and matches(r)}
         touched = tail.touched()
         lance_keys = await anyio.to_thread.run_sync(
-            scan_keys, reader, after, segment_count, segment_index, limit + 1 + len(touched)
+            scan_keys, reader, after, segment_count, segment_index, limit + 1 + len(touched), flt.sql if flt else None
         )
         candidates = sorted(set(tail_rows) | {k for k in lance_keys if k not in touched})
         page, more = candidates[:limit], len(candidates) > limit

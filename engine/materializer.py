@@ -98,6 +98,7 @@ class Materializer:
         # The background loop and explicit calls (tools, tests) may both fold; Lance datasets
         # must not be written from two threads at once.
         self._lock = anyio.Lock()
+        self._wake = anyio.Event()
         self.folds = 0
         self.last_maintenance: list[str] = []
 
@@ -174,19 +175,31 @@ class Materializer:
             total += folded
         return total
 
+    def wake(self) -> None:
+        """Something was appended in this process: fold soon, without waiting for the idle poll."""
+        self._wake.set()
+
     async def run(self) -> None:
-        """Fold forever, backing off on errors. A corrupt event stops this index's folding for good."""
-        delay = self.settings.materialize_interval
+        """Fold forever. Idle, it polls the log ever less often (writes from other processes are
+        found that way; this process's own writes wake it at once); failures back off; a corrupt
+        event stops this index's folding for good."""
+        base = self.settings.materialize_interval
+        delay = base
         while True:
             try:
                 folded = await self.run_once()
-                delay = self.settings.materialize_interval
                 if folded:
+                    delay = base
                     continue
+                delay = min(self.settings.materialize_idle_interval, delay * 2)
             except CorruptEvent:
                 log.exception("index %s: corrupt event; materializer stopped", self.index.id)
                 raise
             except Exception:
                 log.exception("index %s: fold failed; retrying in %.1fs", self.index.id, delay)
                 delay = min(30.0, delay * 2)
-            await anyio.sleep(delay)
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+            if self._wake.is_set():
+                self._wake = anyio.Event()
+                delay = base

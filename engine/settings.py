@@ -51,6 +51,8 @@ class Settings:
     fold_max_events: int = 2_000
     fold_max_rows: int = 200_000
     materialize_interval: float = 0.2
+    # An idle materializer polls the log for other processes' writes at most this far apart.
+    materialize_idle_interval: float = 5.0
     # Run materializers inside this engine (False for a pure API replica or a test that folds by hand).
     run_materializers: bool = True
     max_dimension: int = 4096

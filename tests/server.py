@@ -53,6 +53,21 @@ class RunningServer:
             proxy_port=self.port,
         )
 
+    def oss(self, cred: Credential = ALICE, account: str | None = None) -> Any:
+        """An OSS client; ``account`` is the bucket owner's (it goes into the Host), the caller's by default."""
+        import alibabacloud_oss_v2 as oss
+        import alibabacloud_oss_v2.vectors as oss_vectors
+
+        cfg = oss.config.load_default()
+        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(cred.access_key_id, cred.secret_access_key)
+        cfg.region = "cn-hangzhou"
+        cfg.account_id = account or cred.account
+        cfg.endpoint = self.url
+        # Bucket hosts (<bucket>-<account>.127.0.0.1:port) resolve nowhere: send everything through the
+        # server as an HTTP proxy (the dict form; a plain string is silently ignored by the SDK).
+        cfg.proxy_host = {"http": self.url}
+        return oss_vectors.Client(cfg)
+
 
 @contextmanager
 def running_server(backend: Backend, clock: Clock | None = None, **overrides: Any) -> Iterator[RunningServer]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from tos.models2 import Vector, VectorData
 
 from tests.conftest import Backend
@@ -50,3 +51,47 @@ def test_s3_writes_tos_reads_and_back(backend: Backend) -> None:
         assert [(g["key"], g["metadata"]) for g in got] == [("from-tos", {"by": "tos"}), ("from-s3", {"by": "boto3"})]
         assert np.array(got[1]["data"]["float32"], dtype=np.float32).tobytes() == v.tobytes()
         assert [b.vector_bucket_name for b in tos.list_vector_buckets().vector_buckets] == ["both"]
+
+
+def test_oss_writes_boto3_and_tos_read_and_back(backend: Backend) -> None:
+    import alibabacloud_oss_v2.vectors as ov
+
+    m = ov.models
+    with running_server(backend) as srv:
+        s3, tos, oss = srv.s3vectors(), srv.tos(), srv.oss()
+        oss.put_vector_bucket(m.PutVectorBucketRequest(bucket="tri"))
+        oss.put_vector_index(
+            m.PutVectorIndexRequest(
+                bucket="tri", index_name="idx1", data_type="float32", dimension=2, distance_metric="euclidean"
+            )
+        )
+        oss.put_vectors(
+            m.PutVectorsRequest(
+                bucket="tri",
+                index_name="idx1",
+                vectors=[{"key": "from-oss", "data": {"float32": [0.25, -4.5]}, "metadata": {"by": "oss"}}],
+            )
+        )
+        got = s3.get_vectors(
+            vectorBucketName="tri", indexName="idx1", keys=["from-oss"], returnData=True, returnMetadata=True
+        )["vectors"]
+        assert got == [{"key": "from-oss", "data": {"float32": [0.25, -4.5]}, "metadata": {"by": "oss"}}]
+        hits = tos.query_vectors(
+            "tri", ACCT, "idx1", query_vector=VectorData(float32=[0.25, -4.5]), top_k=1, return_metadata=True
+        ).vectors
+        assert [(h.key, h.metadata) for h in hits] == [("from-oss", {"by": "oss"})]
+
+        s3.put_vectors(
+            vectorBucketName="tri", indexName="idx1", vectors=[{"key": "from-s3", "data": {"float32": [1.0, 1.0]}}]
+        )
+        tos.put_vectors("tri", ACCT, "idx1", [Vector(key="from-tos", data=VectorData(float32=[2.0, 2.0]))])
+        listed = oss.list_vectors(m.ListVectorsRequest(bucket="tri", index_name="idx1", return_data=True)).vectors
+        assert [(v["key"], v["data"]["float32"]) for v in listed] == [
+            ("from-oss", [0.25, -4.5]),
+            ("from-s3", [1.0, 1.0]),
+            ("from-tos", [2.0, 2.0]),
+        ]
+        info = oss.get_vector_bucket(m.GetVectorBucketRequest(bucket="tri")).bucket_info
+        assert s3.get_vector_bucket(vectorBucketName="tri")["vectorBucket"]["creationTime"].timestamp() == (
+            pytest.approx(info.creation_date.timestamp(), abs=1)
+        )
