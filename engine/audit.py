@@ -7,15 +7,19 @@ touch; a flood of denied requests cannot slow a query down.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from engine import keys
 from engine.clock import Clock, IdSource
 from engine.context import RequestContext
+from engine.errors import VecledgerError
 from engine.log import Appender, Event, read_log
 from engine.log.event import REQUEST_DENIED, json_payload
 from engine.store import ObjectStore
+
+log = logging.getLogger("vecledger.audit")
 
 
 class AuditLog:
@@ -27,11 +31,24 @@ class AuditLog:
 
     async def denied(self, ctx: RequestContext, operation: str, resource: str, reason: str) -> int:
         """Record a refused request; returns the seq of the audit entry."""
-        payload = {"operation": operation, "resource": resource, "reason": reason}
-        event = Event.new(
-            ctx, id=self.ids.new_id(), type=REQUEST_DENIED, time=self.clock.now(), payload=json_payload(payload)
-        )
+        return await self.record(ctx, REQUEST_DENIED, operation, resource, reason)
+
+    async def record(
+        self, ctx: RequestContext, type: str, operation: str, resource: str, reason: str, **details: Any
+    ) -> int:
+        """Record a request that was refused or failed (denied, throttled, partial)."""
+        payload = {"operation": operation, "resource": resource, "reason": reason} | details
+        event = Event.new(ctx, id=self.ids.new_id(), type=type, time=self.clock.now(), payload=json_payload(payload))
         return await self._appender.append([event])
+
+    async def try_record(
+        self, ctx: RequestContext, type: str, operation: str, resource: str, reason: str, **details: Any
+    ) -> None:
+        """``record``, for paths that are already failing: the original error must win."""
+        try:
+            await self.record(ctx, type, operation, resource, reason, **details)
+        except VecledgerError:
+            log.exception("could not audit a %s %s", type, operation)
 
     async def entries(self, after: int = -1) -> AsyncIterator[tuple[int, Event, dict[str, Any]]]:
         async for obj in read_log(self.store, keys.AUDIT_LOG, after):

@@ -33,6 +33,7 @@ from engine.log.event import (
     INDEX_DELETED,
     INDEX_METADATA_CONFIGURATION,
     INDEX_MODE_CHANGED,
+    INDEX_QUOTA,
     TAGS_CHANGED,
     Event,
 )
@@ -69,6 +70,8 @@ class Index:
     mode: str = "CLASSIC"
     text_search: tuple[dict[str, Any], ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    restored_from: dict[str, Any] | None = None
+    quota: dict[str, float] | None = None  # {"requests_per_second", "vectors_per_second"}
 
 
 Handler = Callable[["CatalogState", dict[str, Any], Event, bool], None]
@@ -84,6 +87,7 @@ class CatalogState:
     # Deleted resources stay known by id: their logs remain for audit and recovery.
     deleted_buckets: dict[str, Bucket] = field(default_factory=dict)
     deleted_indexes: dict[str, Index] = field(default_factory=dict)
+    deleted_at: dict[str, float] = field(default_factory=dict)  # index id -> deletion time
 
     def apply(self, event: Event) -> VecledgerError | None:
         """Fold one event; returns why it was rejected (and left no trace), or None."""
@@ -118,6 +122,34 @@ class CatalogState:
         if index_id is None:
             raise IndexNotFound(name)
         return self.indexes[index_id]
+
+    def find_index(self, account: str, bucket_name: str, index_name: str) -> Index:
+        """The live index of that name, else the one most recently created and since deleted (its
+        log is still there to restore from)."""
+        try:
+            return self.index(self.bucket(account, bucket_name), index_name)
+        except (BucketNotFound, IndexNotFound):
+            pass
+        gone = [
+            i
+            for i in self.deleted_indexes.values()
+            if (i.account, i.bucket_name, i.name) == (account, bucket_name, index_name)
+        ]
+        if not gone:
+            raise IndexNotFound(f"{bucket_name}/{index_name}")
+        return max(gone, key=lambda i: i.creation_time)
+
+    def find_index_at(self, account: str, bucket_name: str, index_name: str, when: float) -> Index:
+        """The index that bore that name at time ``when`` (live or deleted since)."""
+        candidates = [
+            i
+            for i in (*self.indexes.values(), *self.deleted_indexes.values())
+            if (i.account, i.bucket_name, i.name) == (account, bucket_name, index_name)
+            and i.creation_time <= when < self.deleted_at.get(i.id, float("inf"))
+        ]
+        if not candidates:
+            raise IndexNotFound(f"{bucket_name}/{index_name} (at that time)")
+        return max(candidates, key=lambda i: i.creation_time)
 
     def indexes_of(self, bucket_id: str) -> list[Index]:
         return sorted((i for i in self.indexes.values() if i.bucket_id == bucket_id), key=lambda i: i.name)
@@ -206,6 +238,7 @@ class CatalogState:
             mode=p.get("mode") or b.default_index_mode,
             text_search=tuple(p.get("text_search") or ()),
             tags=dict(p.get("tags") or {}),
+            restored_from=p.get("restored_from"),
         )
         self.indexes[idx.id] = idx
         self.index_names[(b.id, idx.name)] = idx.id
@@ -217,11 +250,18 @@ class CatalogState:
         del self.indexes[idx.id]
         del self.index_names[(idx.bucket_id, idx.name)]
         self.deleted_indexes[idx.id] = idx
+        self.deleted_at[idx.id] = ev.time
 
     def _index_mode(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
         idx = self._index_by_id(p["index_id"])
         if not dry:
             self.indexes[idx.id] = replace(idx, mode=p["mode"])
+
+    def _index_quota(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
+        idx = self._index_by_id(p["index_id"])
+        if not dry:
+            quota = {k: float(p[k]) for k in ("requests_per_second", "vectors_per_second") if p.get(k)}
+            self.indexes[idx.id] = replace(idx, quota=quota or None)
 
     def _index_metadata(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
         idx = self._index_by_id(p["index_id"])
@@ -251,5 +291,6 @@ _HANDLERS: dict[str, Handler] = {
     INDEX_DELETED: CatalogState._index_deleted,
     INDEX_MODE_CHANGED: CatalogState._index_mode,
     INDEX_METADATA_CONFIGURATION: CatalogState._index_metadata,
+    INDEX_QUOTA: CatalogState._index_quota,
     TAGS_CHANGED: CatalogState._tags,
 }

@@ -101,6 +101,23 @@ class QuotaExceeded(VecledgerError):
     """A service quota (indexes per bucket, buckets per account, ...) would be exceeded."""
 
 
+class Throttled(VecledgerError):
+    """A write quota of the index is exhausted for now. Retrying after a moment succeeds."""
+
+    retryable = True
+
+
+class PartialBatch(StoreUnavailable):
+    """A batch split into chunk events failed part-way: the chunks in ``landed`` are in the log
+    (and stay), the rest are not. Retrying the same request converges, since puts are upserts."""
+
+    def __init__(self, message: str, landed: list[int], failed_chunk: int, chunks: int) -> None:
+        super().__init__(message)
+        self.landed = landed
+        self.failed_chunk = failed_chunk
+        self.chunks = chunks
+
+
 class Unavailable(VecledgerError):
     """The engine cannot serve the request now (store down, shutting down). Retry later."""
 

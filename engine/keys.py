@@ -58,6 +58,23 @@ def index_checkpoint(bucket_id: str, index_id: str) -> str:
     return checkpoint_under(index_root(bucket_id, index_id))
 
 
+def index_versions(bucket_id: str, index_id: str) -> str:
+    """Prefix of an index's fold history: one object per checkpoint, ``{"seq", "lance_version"}``.
+
+    Point-in-time restores start from the newest Lance version folded up to their seq.
+    """
+    return index_root(bucket_id, index_id) + "versions/"
+
+
+def index_version(bucket_id: str, index_id: str, seq: int) -> str:
+    return index_versions(bucket_id, index_id) + seq_name(seq)
+
+
+def restore_checkpoint(root: str, seq: int) -> str:
+    """The checkpoint of the replay that a restore marker at ``seq`` starts."""
+    return f"{root}restore-{seq_name(seq)}/checkpoint"
+
+
 def scratch_root(name: str) -> str:
     """Where replays and consistency checks build throwaway datasets."""
     return f"scratch/{name}/"

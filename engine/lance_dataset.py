@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.distance import distances
 from engine.settings import IndexTuning
 from engine.store import LanceLocation
 
@@ -212,20 +213,19 @@ def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | No
     }
     table = ds.to_table(
         nearest=nearest,
-        columns=["key", "metadata", "_distance"],
+        columns=["key", "vector", "metadata", "_distance"],
         filter=sql_filter,
         prefilter=True,
         disable_scoring_autoprojection=True,
     )
-    dist = table.column("_distance").to_numpy(zero_copy_only=False).astype(np.float64)
-    if metric == "euclidean":
-        dist = np.sqrt(np.maximum(dist, 0.0))  # Lance reports squared L2
-    return [
-        Hit(key, float(d), meta)
-        for key, d, meta in zip(
-            table.column("key").to_pylist(), dist, table.column("metadata").to_pylist(), strict=True
-        )
-    ]
+    if len(table) == 0:
+        return []
+    vec = table.column("vector").combine_chunks()
+    flat = vec.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(table), -1)
+    dist = distances(flat, query, metric)
+    order = np.argsort(dist, kind="stable")
+    keys, metas = table.column("key").to_pylist(), table.column("metadata").to_pylist()
+    return [Hit(keys[i], float(dist[i]), metas[i]) for i in order]
 
 
 def take(ds: Any, keys: list[str], columns: list[str]) -> pa.Table:
@@ -250,3 +250,36 @@ def scan_keys(
     if len(keys) > limit:
         keys = pc.take(keys, pc.select_k_unstable(table, limit, [("key", "ascending")]))
     return sorted(keys.to_pylist())
+
+
+def copy_version(source: LanceLocation, version: int, target: LanceLocation) -> int:
+    """Copy one version of a dataset into a new one, streaming batches; returns the new version."""
+    src = lance.dataset(source.uri, version=version, storage_options=source.storage_options or None)
+    reader = pa.RecordBatchReader.from_batches(src.schema, src.to_batches())
+    ds = lance.write_dataset(reader, target.uri, mode="create", storage_options=target.storage_options or None)
+    return int(ds.version)
+
+
+def rows_by_key(ds: Any) -> dict[str, tuple[bytes, str | None]]:
+    """Every row as key -> (vector bytes, metadata text), for consistency checks."""
+    out: dict[str, tuple[bytes, str | None]] = {}
+    if ds is None:
+        return out
+    for batch in ds.to_batches(columns=["key", "vector", "metadata"]):
+        vec = batch.column("vector")
+        flat = vec.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(batch), -1)
+        for i, (key, meta) in enumerate(
+            zip(batch.column("key").to_pylist(), batch.column("metadata").to_pylist(), strict=True)
+        ):
+            out[key] = (flat[i].tobytes(), meta)
+    return out
+
+
+def open_version(location: LanceLocation, version: int | None) -> Any:
+    """A read-only handle on one version (None: the newest); None if the dataset does not exist."""
+    try:
+        return lance.dataset(location.uri, version=version, storage_options=location.storage_options or None)
+    except (ValueError, OSError, FileNotFoundError) as e:
+        if "not found" in str(e).lower() or isinstance(e, FileNotFoundError):
+            return None
+        raise

@@ -20,13 +20,14 @@ from engine import keys
 from engine.catalog_state import Index
 from engine.clock import Clock, IdSource
 from engine.context import RequestContext
-from engine.errors import ValidationError
+from engine.errors import PartialBatch, StoreUnavailable, ValidationError
 from engine.filters import Filter
 from engine.lance_dataset import Hit, key_hash, scan_keys, search, take
 from engine.log import Appender, EventObject, read_log
 from engine.log.event import ARROW, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
 from engine.log.payload import VectorBatch, Vectors, encode_vectors
 from engine.materializer import Checkpoint, Materializer, read_checkpoint
+from engine.quota import WriteQuota
 from engine.settings import Settings
 from engine.store import ObjectStore
 from engine.tail import Tail, TailRow
@@ -78,6 +79,7 @@ class LiveIndex:
         self._appender: Appender | None = None
         self._refresh_lock = anyio.Lock()
         self._last_checkpoint_poll = 0.0
+        self.quota = WriteQuota(clock)
 
     async def open(self) -> None:
         self.checkpoint = await read_checkpoint(self.store, self.index)
@@ -141,11 +143,21 @@ class LiveIndex:
         per_row = max(1, batch.nbytes() // max(1, len(batch)))
         rows_per_chunk = max(1, self.settings.max_event_bytes // per_row)
         chunks = [batch.slice(i, i + rows_per_chunk) for i in range(0, len(batch), rows_per_chunk)]
-        seqs = []
+        seqs: list[int] = []
         for n, chunk in enumerate(chunks):
             attrs = {"count": len(chunk)} | ({"chunk": [n + 1, len(chunks)]} if len(chunks) > 1 else {})
             ev = self._event(ctx, VECTORS_PUT, encode_vectors(chunk), ARROW, attrs)
-            seqs.append(await self._append([ev]))
+            try:
+                seqs.append(await self._append([ev]))
+            except StoreUnavailable as e:
+                if len(chunks) == 1:
+                    raise
+                raise PartialBatch(
+                    f"chunk {n + 1} of {len(chunks)} could not be appended; chunks 1-{n} are written",
+                    seqs,
+                    n + 1,
+                    len(chunks),
+                ) from e
         return seqs
 
     async def delete(self, ctx: RequestContext, keys_: list[str]) -> int:

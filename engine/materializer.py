@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -25,6 +25,7 @@ from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed
 from engine.filters import index_terms
 from engine.lance_dataset import LanceDataset, key_hash
 from engine.log import read_log
+from engine.log.event import VECTORS_RESTORED
 from engine.log.payload import vectors_array
 from engine.settings import Settings
 from engine.store import ObjectStore
@@ -75,7 +76,8 @@ Publish = Callable[[Checkpoint, Any], Awaitable[None]]
 
 class Materializer:
     """Folds one index's log. With ``target`` (a key prefix) it folds into a dataset and checkpoint
-    of its own there instead of the index's: that is replay, for checks and recovery."""
+    of its own there instead of the index's: that is replay, for checks and recovery; ``until``
+    stops the fold at a seq (point-in-time recovery)."""
 
     def __init__(
         self,
@@ -85,14 +87,19 @@ class Materializer:
         *,
         publish: Publish | None = None,
         target: str | None = None,
+        until: int | None = None,
+        checkpoint_key: str | None = None,
     ) -> None:
         self.store = store
         self.index = index
         self.settings = settings
         self.publish = publish
-        root = keys.index_root(index.bucket_id, index.id) if target is None else target
-        self.checkpoint_key = keys.checkpoint_under(root)
-        location = store.lance_location(keys.lance_under(root))
+        self.until = until
+        self.root = keys.index_root(index.bucket_id, index.id) if target is None else target
+        # Only an index's own materializer keeps the seq -> Lance version history restores start from.
+        self.record_versions = target is None
+        self.checkpoint_key = checkpoint_key or keys.checkpoint_under(self.root)
+        location = store.lance_location(keys.lance_under(self.root))
         self.dataset = LanceDataset(location, index.dimension, index.metric, settings.tuning)
         self.checkpoint: Checkpoint | None = None
         # The background loop and explicit calls (tools, tests) may both fold; Lance datasets
@@ -121,7 +128,13 @@ class Materializer:
         cp = await self._start()
         tail = Tail(self.index.metric, base_seq=cp.seq)
         folded = 0
-        async for obj in read_log(self.store, self._log_prefix, cp.seq):
+        async for obj in read_log(self.store, self._log_prefix, cp.seq, until=self.until):
+            marker = next((e for e in obj.events if e.type == VECTORS_RESTORED), None)
+            if marker is not None:
+                if folded:
+                    break  # fold what came before; the marker starts the next run
+                await self._fold_restored(obj.seq, marker.json())
+                return 1
             tail.apply(obj)
             folded += 1
             if folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows:
@@ -135,6 +148,22 @@ class Materializer:
         await self._commit_checkpoint(Checkpoint(tail.seq, self.dataset.version))
         self.folds += 1
         return folded
+
+    async def _fold_restored(self, seq: int, marker: dict[str, Any]) -> None:
+        """A restored index's log starts with a marker: "the state of index X at seq N". Folding it
+        replays X's log up to N into this dataset, so a restored index rebuilds from logs alone."""
+        source = replace(self.index, bucket_id=marker["bucket_id"], id=marker["index_id"])
+        nested = Materializer(
+            self.store,
+            source,
+            self.settings,
+            target=self.root,
+            until=int(marker["upto_seq"]),
+            checkpoint_key=keys.restore_checkpoint(self.root, seq),
+        )
+        await nested.run_to_end()
+        await anyio.to_thread.run_sync(self.dataset.open)
+        await self._commit_checkpoint(Checkpoint(seq, self.dataset.version))
 
     async def _commit_checkpoint(self, new: Checkpoint) -> None:
         """Write the checkpoint by compare-and-swap, so that it never moves backwards."""
@@ -156,6 +185,8 @@ class Materializer:
             self.checkpoint = theirs
             return await self._commit_checkpoint(new)
         self.checkpoint = Checkpoint(new.seq, new.lance_version, etag)
+        if self.record_versions:
+            await self.store.put(keys.index_version(self.index.bucket_id, self.index.id, new.seq), data)
         await self._publish()
 
     async def _publish(self) -> None:

@@ -56,3 +56,6 @@ class Settings:
     # Run materializers inside this engine (False for a pure API replica or a test that folds by hand).
     run_materializers: bool = True
     max_dimension: int = 4096
+    # Default write quotas per index (None: unlimited); an index's own quota overrides them.
+    write_requests_per_second: float | None = None
+    write_vectors_per_second: float | None = None

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.distance import distances
 from engine.errors import CorruptEvent
 from engine.filters import Predicate
 from engine.log.event import VECTORS_DELETED, VECTORS_PUT, EventObject
@@ -26,7 +27,6 @@ class _Chunk:
     seq: int
     batch: VectorBatch
     live: np.ndarray  # bool per row: is this row the latest write of its key?
-    norms: np.ndarray | None = None
     parsed: list[dict[str, Any]] | None = None
 
     def metadata_dicts(self) -> list[dict[str, Any]]:
@@ -140,25 +140,13 @@ class Tail:
         if k <= 0:
             return []
         found: list[tuple[np.ndarray, _Chunk, np.ndarray]] = []
-        q = query.astype(np.float64)  # distances in float64: a vector's distance to itself is 0
-        qn = float(np.linalg.norm(q)) or 1.0
         for chunk in self._chunks:
             rows = np.flatnonzero(chunk.live)
             if predicate is not None and len(rows):
                 metas = chunk.metadata_dicts()
                 rows = rows[[predicate(metas[r]) for r in rows]]
-            if not len(rows):
-                continue
-            vecs = chunk.batch.vectors[rows].astype(np.float64)
-            if self.metric == "cosine":
-                if chunk.norms is None:
-                    chunk.norms = np.linalg.norm(chunk.batch.vectors.astype(np.float64), axis=1)
-                norms = np.where(chunk.norms[rows] == 0, 1.0, chunk.norms[rows])
-                dist = 1.0 - (vecs @ q) / (norms * qn)
-            else:
-                diff = vecs - q
-                dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-            found.append((dist.astype(np.float64), chunk, rows))
+            if len(rows):
+                found.append((distances(chunk.batch.vectors[rows], query, self.metric), chunk, rows))
         if not found:
             return []
         dist = np.concatenate([f[0] for f in found])

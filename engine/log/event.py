@@ -40,12 +40,17 @@ INDEX_CREATED = "index.created"
 INDEX_DELETED = "index.deleted"
 INDEX_MODE_CHANGED = "index.mode_changed"
 INDEX_METADATA_CONFIGURATION = "index.metadata_configuration"
+INDEX_QUOTA = "index.quota"
 TAGS_CHANGED = "tags.changed"
 # Audit log (requests refused before they could change anything)
 REQUEST_DENIED = "request.denied"
+REQUEST_FAILED = "request.failed"  # e.g. a batch that landed only in part
+REQUEST_THROTTLED = "request.throttled"
 # Index data logs
 VECTORS_PUT = "vectors.put"
 VECTORS_DELETED = "vectors.deleted"
+# First event of a restored index: "the state of <bucket_id>/<index_id> at <upto_seq>".
+VECTORS_RESTORED = "vectors.restored"
 
 
 @dataclass(frozen=True)
