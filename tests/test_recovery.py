@@ -77,8 +77,8 @@ async def test_restore_reproduces_twenty_points_of_a_random_history(backend: Bac
 
         # A restored index rebuilds from logs alone: its log starts with the marker naming its source.
         one = await eng.get_index(IndexRef(ACCOUNT, BUCKET.name, "by-seq-5"))
-        first = [o async for o in read_log(eng.store, keys.index_log(one.bucket_id, one.id))][0]
-        assert first.events[0].type == "vectors.restored"
+        objects = [o async for o in read_log(eng.store, keys.index_log(one.bucket_id, one.id))]
+        assert objects[0].events[0].type == "vectors.restored"
         report = await eng.replay_check(IndexRef(ACCOUNT, BUCKET.name, "by-seq-5"))
         assert report.ok, report.mismatches
 
