@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import api.ops_catalog as ops_catalog
 import api.ops_vectors  # noqa: F401  (registers the vector operations)
-from api import auth, models, oss
+from api import admin, auth, models, oss
 from api.bodies import parse_body
 from api.call import OPERATIONS, Call
 from api.config import Credential, ServerConfig
@@ -120,6 +120,12 @@ class Frontend:
             return await oss.route(
                 call, method, request.url.query, {k.lower(): v for k, v in request.headers.items()}, body
             )
+        if path.startswith("/_vecledger/") and dialect.name == "s3" and method == "POST":
+            action = path[len("/_vecledger/") :]
+            handler = admin.ACTIONS.get(action)
+            if handler is None:
+                raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown admin action {action!r}")
+            return await handler(Call(self.engine, self.config, dialect, cred, host, ctx, f"Admin{action}"), body)
         if path.startswith("/tags/") and dialect.name == "s3":
             arn = unquote(path[len("/tags/") :])
             call = Call(self.engine, self.config, dialect, cred, host, ctx, "")

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dev", action="store_true", help="use well-known development credentials when none are configured"
     )
+    from api import cli_admin
+
+    cli_admin.add_commands(sub, _env)
     return parser
 
 
@@ -122,5 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(server_config(args))
+    elif args.command in ("restore", "replay", "audit"):
+        from api import cli_admin
+
+        cli_admin.run(args)
     else:  # pragma: no cover - argparse rejects unknown commands
         sys.exit(2)

@@ -60,6 +60,7 @@ ENGINE_KINDS: list[tuple[type[e.VecledgerError], Kind]] = [
     (e.NotFound, Kind.NOT_FOUND),
     (e.Conflict, Kind.CONFLICT),
     (e.QuotaExceeded, Kind.QUOTA),
+    (e.Throttled, Kind.THROTTLED),
     (e.StoreUnavailable, Kind.UNAVAILABLE),
     (e.Unavailable, Kind.UNAVAILABLE),
     (e.CorruptEvent, Kind.INTERNAL),

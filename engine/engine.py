@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from engine import keys, recovery, validate
+from engine import audit_query, keys, recovery, validate
 from engine.audit import AuditLog
 from engine.catalog import Catalog
 from engine.catalog_state import Bucket, Index
@@ -93,6 +93,12 @@ class Engine:
                     await engine._live_index(index)
                 yield engine
                 tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The background task group wraps whatever the caller's block raised; hand back the
+            # caller's own exception rather than a group of one.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             engine._tg = None
             await store.close()
@@ -428,6 +434,10 @@ class Engine:
         index = self.catalog.state.index(bucket, into.name)
         await self._live_index(index)
         return index
+
+    async def audit_records(self, q: audit_query.AuditQuery) -> list[audit_query.AuditRecord]:
+        """Every mutation and refused request matching ``q``, oldest first (see docs/audit.md)."""
+        return await audit_query.query(self.store, await self.catalog.refresh(), q)
 
     async def replay_check(self, ref: IndexRef) -> recovery.CheckReport:
         """Fold the index again from seq 0 into a scratch dataset and compare with the live one."""

@@ -38,8 +38,11 @@ class RunningServer:
             region_name="us-east-1",
             aws_access_key_id=cred.access_key_id,
             aws_secret_access_key=cred.secret_access_key,
-            config=Config(retries={"mode": "standard", "max_attempts": 2}, **kw),
+            config=Config(**({"retries": {"mode": "standard", "max_attempts": 2}} | kw)),
         )
+
+    def s3vectors_with_retries(self, attempts: int, cred: Credential = ALICE) -> Any:
+        return self.s3vectors(cred, retries={"mode": "standard", "max_attempts": attempts})
 
     def tos(self, cred: Credential = ALICE) -> Any:
         from tos.vector_client import VectorClient

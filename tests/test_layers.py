@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, int]] = [
     ("engine.materializer", 3),
     ("engine.validate", 3),
     ("engine.recovery", 4),
+    ("engine.audit_query", 3),
     ("engine.live_index", 4),
     ("engine.engine", 5),
     ("engine", 5),
