@@ -10,54 +10,35 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from engine import audit_query, keys, recovery, validate
+from engine import validate
 from engine.audit import AuditLog
 from engine.catalog import Catalog
 from engine.catalog_state import Bucket, Index
 from engine.clock import Clock, IdSource, RandomIds, SystemClock
 from engine.context import RequestContext
+from engine.engine_recovery import RecoveryOps
+from engine.engine_vectors import VectorOps
 from engine.errors import (
     CorruptEvent,
-    IndexAlreadyExists,
     IndexNotFound,
-    PartialBatch,
     PolicyNotFound,
-    StoreUnavailable,
-    Throttled,
     ValidationError,
 )
-from engine.filters import compile_filter
-from engine.lance_dataset import Hit
-from engine.live_index import ListPage, LiveIndex, VectorRecord
+from engine.live_index import LiveIndex
 from engine.log import event as ev
+from engine.refs import BucketRef, IndexRef
 from engine.settings import Settings
 from engine.store import ObjectStore, open_store
 
-
-@dataclass(frozen=True)
-class BucketRef:
-    account: str
-    name: str
+__all__ = ["BucketRef", "Engine", "IndexRef"]
 
 
-@dataclass(frozen=True)
-class IndexRef:
-    account: str
-    bucket: str
-    name: str
-
-    @property
-    def bucket_ref(self) -> BucketRef:
-        return BucketRef(self.account, self.bucket)
-
-
-class Engine:
+class Engine(VectorOps, RecoveryOps):
     def __init__(self, store: ObjectStore, settings: Settings, clock: Clock, ids: IdSource) -> None:
         self.store = store
         self.settings = settings
@@ -275,216 +256,6 @@ class Engine:
             ctx, ev.INDEX_METADATA_CONFIGURATION, {"index_id": index.id, "text_search": text_search}
         )
         return await self.get_index(ref)
-
-    # --- vectors ------------------------------------------------------------------------------
-
-    async def _admit(self, ctx: RequestContext, live: LiveIndex, operation: str, vectors: int) -> None:
-        quota = live.index.quota or {}
-        try:
-            live.quota.admit(
-                quota.get("requests_per_second", self.settings.write_requests_per_second),
-                quota.get("vectors_per_second", self.settings.write_vectors_per_second),
-                vectors,
-            )
-        except Throttled as e:
-            await self.audit.try_record(ctx, ev.REQUEST_THROTTLED, operation, self._resource(live.index), str(e))
-            raise
-
-    @staticmethod
-    def _resource(index: Index) -> str:
-        return f"{index.account}/{index.bucket_name}/{index.name}"
-
-    async def put_vectors(
-        self, ctx: RequestContext, ref: IndexRef, keys: list[str], vectors: Any, metadata: list[Any]
-    ) -> list[int]:
-        """Append the vectors; returns the seqs of the event objects that hold them.
-
-        A batch over the event size is appended as chunk events; if one fails, the client is told
-        (``PartialBatch``, a 5xx), the chunks written stay, and the audit log says which landed.
-        """
-        live = await self.live(ref)
-        batch = validate.batch(live.index, keys, vectors, metadata)
-        await self._admit(ctx, live, "PutVectors", len(batch))
-        try:
-            return await live.put(ctx, batch)
-        except StoreUnavailable as e:
-            landed = e.landed if isinstance(e, PartialBatch) else []
-            chunks = e.chunks if isinstance(e, PartialBatch) else 1
-            await self.audit.try_record(
-                ctx,
-                ev.REQUEST_FAILED,
-                "PutVectors",
-                self._resource(live.index),
-                str(e),
-                landed_seqs=landed,
-                chunks=chunks,
-                vectors=len(batch),
-            )
-            raise
-
-    async def delete_vectors(self, ctx: RequestContext, ref: IndexRef, keys: list[str]) -> int:
-        live = await self.live(ref)
-        checked = validate.keys(keys)
-        await self._admit(ctx, live, "DeleteVectors", len(checked))
-        try:
-            return await live.delete(ctx, checked)
-        except StoreUnavailable as e:
-            await self.audit.try_record(ctx, ev.REQUEST_FAILED, "DeleteVectors", self._resource(live.index), str(e))
-            raise
-
-    async def set_index_quota(
-        self, ctx: RequestContext, ref: IndexRef, requests_per_second: float | None, vectors_per_second: float | None
-    ) -> Index:
-        """Set (or with None, lift) an index's write quotas; a catalog event like any other."""
-        for name, v in (("requestsPerSecond", requests_per_second), ("vectorsPerSecond", vectors_per_second)):
-            if v is not None and not (isinstance(v, int | float) and v > 0):
-                raise ValidationError(f"{name} must be a positive number", field=name)
-        index = await self.get_index(ref)
-        payload = {
-            "index_id": index.id,
-            "requests_per_second": requests_per_second,
-            "vectors_per_second": vectors_per_second,
-        }
-        await self.catalog.submit(ctx, ev.INDEX_QUOTA, payload)
-        updated = await self.get_index(ref)
-        live = self._live.get(updated.id)
-        if live is not None:
-            live.index = updated
-        return updated
-
-    # --- recovery -----------------------------------------------------------------------------
-
-    async def find_index(self, ref: IndexRef) -> Index:
-        """A live index, or the most recent deleted one of that name (whose log remains)."""
-        state = await self.catalog.refresh()
-        return state.find_index(ref.account, ref.bucket, ref.name)
-
-    async def restore_index(
-        self,
-        ctx: RequestContext,
-        source: IndexRef,
-        into: IndexRef,
-        *,
-        to_seq: int | None = None,
-        to_time: float | None = None,
-        source_id: str | None = None,
-        progress: recovery.Progress | None = None,
-    ) -> Index:
-        """Rebuild ``source`` as it stood at a seq or a time into a new index ``into``.
-
-        By time, the source is the index that bore the name then (it may since have been deleted,
-        or deleted and re-created); by seq, the live index of that name, else the last deleted one,
-        or exactly ``source_id``.
-        """
-        if (to_seq is None) == (to_time is None):
-            raise ValidationError("give exactly one of a seq and a time to restore to", field="to")
-        state = await self.catalog.refresh()
-        if source_id is not None:
-            found = state.indexes.get(source_id) or state.deleted_indexes.get(source_id)
-            if found is None:
-                raise IndexNotFound(source_id)
-            src = found
-        elif to_time is not None:
-            src = state.find_index_at(source.account, source.bucket, source.name, to_time)
-        else:
-            src = state.find_index(source.account, source.bucket, source.name)
-        prefix = keys.index_log(src.bucket_id, src.id)
-        tail = await recovery.last_seq(self.store, src)
-        if to_seq is not None:
-            upto = recovery.check_upto(to_seq, tail, f"seq {to_seq}")
-        else:
-            assert to_time is not None
-            upto = recovery.check_upto(await recovery.seq_at_time(self.store, prefix, to_time), tail, "that time")
-        state = await self.catalog.refresh()
-        bucket = state.bucket(into.account, into.bucket)
-        if (bucket.id, into.name) in state.index_names:
-            raise IndexAlreadyExists(f"index {into.name!r} already exists in {bucket.name!r}")
-        target = replace(
-            src,
-            id=self.ids.new_id()[:16],
-            bucket_id=bucket.id,
-            bucket_name=bucket.name,
-            account=bucket.account,
-            name=into.name,
-        )
-        await recovery.build_restored(
-            self.store, self.settings, ctx, src, upto, target, self.ids.new_id(), self.clock.now(), progress
-        )
-        restored_from = {
-            "bucket": src.bucket_name,
-            "index": src.name,
-            "bucket_id": src.bucket_id,
-            "index_id": src.id,
-            "seq": upto,
-        }
-        payload = {
-            "bucket_id": bucket.id,
-            "index_id": target.id,
-            "name": into.name,
-            "dimension": src.dimension,
-            "metric": src.metric,
-            "data_type": src.data_type,
-            "non_filterable_keys": list(src.non_filterable_keys),
-            "encryption": src.encryption,
-            "text_search": list(src.text_search),
-            "tags": src.tags,
-            "restored_from": restored_from,
-        }
-        await self.catalog.submit(ctx, ev.INDEX_CREATED, payload)
-        index = self.catalog.state.index(bucket, into.name)
-        await self._live_index(index)
-        return index
-
-    async def audit_records(self, q: audit_query.AuditQuery) -> list[audit_query.AuditRecord]:
-        """Every mutation and refused request matching ``q``, oldest first (see docs/audit.md)."""
-        return await audit_query.query(self.store, await self.catalog.refresh(), q)
-
-    async def replay_check(self, ref: IndexRef) -> recovery.CheckReport:
-        """Fold the index again from seq 0 into a scratch dataset and compare with the live one."""
-        live = await self.live(ref)
-        await live.materializer.run_to_end()
-        return await recovery.replay_check(self.store, self.settings, live.index, self.ids.new_id()[:12])
-
-    async def get_vectors(
-        self, ref: IndexRef, keys: list[str], *, return_data: bool = False, return_metadata: bool = False
-    ) -> list[VectorRecord]:
-        live = await self.live(ref)
-        return await live.get(validate.keys(keys), return_data, return_metadata)
-
-    async def list_vectors(
-        self,
-        ref: IndexRef,
-        *,
-        limit: int = 500,
-        token: str | None = None,
-        segment_count: int = 1,
-        segment_index: int = 0,
-        return_data: bool = False,
-        return_metadata: bool = False,
-        filter: Any = None,
-    ) -> ListPage:
-        """A page of vectors in key order; ``filter`` (OSS's ListVectors has one) keeps matching rows."""
-        if limit < 1:
-            raise ValidationError("maxResults must be at least 1", field="maxResults")
-        if segment_count < 1 or not 0 <= segment_index < segment_count:
-            raise ValidationError("segmentIndex must be below segmentCount", field="segmentIndex")
-        live = await self.live(ref)
-        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
-        return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata, flt)
-
-    async def query_vectors(self, ref: IndexRef, vector: Any, top_k: int, filter: Any = None) -> list[Hit]:
-        """The ``top_k`` nearest vectors (fewer if fewer match the filter), nearest first."""
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise ValidationError("topK must be a positive integer", field="topK")
-        live = await self.live(ref)
-        q = validate.vector(live.index, vector)
-        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
-        return await live.query(q, top_k, flt)
-
-    async def materialize(self, ref: IndexRef) -> int:
-        """Fold everything logged so far for one index now (tools and tests); returns objects folded."""
-        live = await self.live(ref)
-        return await live.materializer.run_to_end()
 
     def index_by_id(self, index_id: str) -> Index:
         index = self.catalog.state.indexes.get(index_id)

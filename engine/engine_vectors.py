@@ -1,0 +1,147 @@
+"""The vector operations of the engine facade: writes (with quotas and partial-batch auditing) and
+fresh reads. A mixin of ``Engine``; it relies on the facade for index lookup and the runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import validate
+from engine.audit import AuditLog
+from engine.catalog import Catalog
+from engine.catalog_state import Index
+from engine.context import RequestContext
+from engine.errors import PartialBatch, StoreUnavailable, Throttled, ValidationError
+from engine.filters import compile_filter
+from engine.lance_dataset import Hit
+from engine.live_index import ListPage, LiveIndex, VectorRecord
+from engine.log import event as ev
+from engine.refs import IndexRef
+from engine.settings import Settings
+
+
+class VectorOps:
+    settings: Settings
+    audit: AuditLog
+    catalog: Catalog
+    _live: dict[str, LiveIndex]
+
+    async def live(self, ref: IndexRef) -> LiveIndex:
+        raise NotImplementedError
+
+    async def get_index(self, ref: IndexRef) -> Index:
+        raise NotImplementedError
+
+    async def _admit(self, ctx: RequestContext, live: LiveIndex, operation: str, vectors: int) -> None:
+        quota = live.index.quota or {}
+        try:
+            live.quota.admit(
+                quota.get("requests_per_second", self.settings.write_requests_per_second),
+                quota.get("vectors_per_second", self.settings.write_vectors_per_second),
+                vectors,
+            )
+        except Throttled as e:
+            await self.audit.try_record(ctx, ev.REQUEST_THROTTLED, operation, self._resource(live.index), str(e))
+            raise
+
+    @staticmethod
+    def _resource(index: Index) -> str:
+        return f"{index.account}/{index.bucket_name}/{index.name}"
+
+    async def put_vectors(
+        self, ctx: RequestContext, ref: IndexRef, keys: list[str], vectors: Any, metadata: list[Any]
+    ) -> list[int]:
+        """Append the vectors; returns the seqs of the event objects that hold them.
+
+        A batch over the event size is appended as chunk events; if one fails, the client is told
+        (``PartialBatch``, a 5xx), the chunks written stay, and the audit log says which landed.
+        """
+        live = await self.live(ref)
+        batch = validate.batch(live.index, keys, vectors, metadata)
+        await self._admit(ctx, live, "PutVectors", len(batch))
+        try:
+            return await live.put(ctx, batch)
+        except StoreUnavailable as e:
+            landed = e.landed if isinstance(e, PartialBatch) else []
+            chunks = e.chunks if isinstance(e, PartialBatch) else 1
+            await self.audit.try_record(
+                ctx,
+                ev.REQUEST_FAILED,
+                "PutVectors",
+                self._resource(live.index),
+                str(e),
+                landed_seqs=landed,
+                chunks=chunks,
+                vectors=len(batch),
+            )
+            raise
+
+    async def delete_vectors(self, ctx: RequestContext, ref: IndexRef, keys: list[str]) -> int:
+        live = await self.live(ref)
+        checked = validate.keys(keys)
+        await self._admit(ctx, live, "DeleteVectors", len(checked))
+        try:
+            return await live.delete(ctx, checked)
+        except StoreUnavailable as e:
+            await self.audit.try_record(ctx, ev.REQUEST_FAILED, "DeleteVectors", self._resource(live.index), str(e))
+            raise
+
+    async def set_index_quota(
+        self, ctx: RequestContext, ref: IndexRef, requests_per_second: float | None, vectors_per_second: float | None
+    ) -> Index:
+        """Set (or with None, lift) an index's write quotas; a catalog event like any other."""
+        for name, v in (("requestsPerSecond", requests_per_second), ("vectorsPerSecond", vectors_per_second)):
+            if v is not None and not (isinstance(v, int | float) and v > 0):
+                raise ValidationError(f"{name} must be a positive number", field=name)
+        index = await self.get_index(ref)
+        payload = {
+            "index_id": index.id,
+            "requests_per_second": requests_per_second,
+            "vectors_per_second": vectors_per_second,
+        }
+        await self.catalog.submit(ctx, ev.INDEX_QUOTA, payload)
+        updated = await self.get_index(ref)
+        live = self._live.get(updated.id)
+        if live is not None:
+            live.index = updated
+        return updated
+
+    async def get_vectors(
+        self, ref: IndexRef, keys: list[str], *, return_data: bool = False, return_metadata: bool = False
+    ) -> list[VectorRecord]:
+        live = await self.live(ref)
+        return await live.get(validate.keys(keys), return_data, return_metadata)
+
+    async def list_vectors(
+        self,
+        ref: IndexRef,
+        *,
+        limit: int = 500,
+        token: str | None = None,
+        segment_count: int = 1,
+        segment_index: int = 0,
+        return_data: bool = False,
+        return_metadata: bool = False,
+        filter: Any = None,
+    ) -> ListPage:
+        """A page of vectors in key order; ``filter`` (OSS's ListVectors has one) keeps matching rows."""
+        if limit < 1:
+            raise ValidationError("maxResults must be at least 1", field="maxResults")
+        if segment_count < 1 or not 0 <= segment_index < segment_count:
+            raise ValidationError("segmentIndex must be below segmentCount", field="segmentIndex")
+        live = await self.live(ref)
+        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata, flt)
+
+    async def query_vectors(self, ref: IndexRef, vector: Any, top_k: int, filter: Any = None) -> list[Hit]:
+        """The ``top_k`` nearest vectors (fewer if fewer match the filter), nearest first."""
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValidationError("topK must be a positive integer", field="topK")
+        live = await self.live(ref)
+        q = validate.vector(live.index, vector)
+        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        return await live.query(q, top_k, flt)
+
+    async def materialize(self, ref: IndexRef) -> int:
+        """Fold everything logged so far for one index now (tools and tests); returns objects folded."""
+        live = await self.live(ref)
+        return await live.materializer.run_to_end()
