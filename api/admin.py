@@ -7,7 +7,6 @@ restore and the quota change are catalog events, so they are audited like every 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from api import limits
@@ -57,12 +56,9 @@ def _time(value: str | None, field: str) -> float | None:
     if value is None:
         return None
     try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise validation(f"{field} must be an ISO 8601 time with a zone, e.g. 2026-11-25T10:00:00Z", field) from None
-    if stamp.tzinfo is None:
-        raise validation(f"{field} needs a time zone", field)
-    return stamp.timestamp()
+        return limits.iso_time(value)
+    except ValueError as e:
+        raise validation(f"{field}: {e}", field) from None
 
 
 async def _owner(call: Call, bucket: str) -> BucketRef:

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.config import DEV_ACCOUNT, engine_settings
+from api.limits import iso_time
 from engine.audit_query import OUTCOMES, AuditQuery
 from engine.context import RequestContext
 from engine.engine import BucketRef, Engine, IndexRef
@@ -68,12 +69,9 @@ def _time(value: str | None, flag: str) -> float | None:
     if value is None:
         return None
     try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise SystemExit(f"vecledger: {flag} {value!r} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00Z)") from None
-    if stamp.tzinfo is None:
-        raise SystemExit(f"vecledger: {flag} needs a time zone (add Z for UTC)")
-    return stamp.timestamp()
+        return iso_time(value)
+    except ValueError as e:
+        raise SystemExit(f"vecledger: {flag}: {e}") from None
 
 
 def run(args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from api.errors import validation
@@ -104,6 +105,17 @@ def metadata(value: Any, non_filterable: tuple[str, ...], field: str) -> None:
     size = len(json.dumps(filterable, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_FILTERABLE_BYTES:
         raise validation(f"Filterable metadata must have at most {MAX_FILTERABLE_BYTES} bytes", field)
+
+
+def iso_time(value: str) -> float:
+    """Epoch seconds of an ISO 8601 time with a zone; ``ValueError`` with a message people can act on."""
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00Z)") from None
+    if stamp.tzinfo is None:
+        raise ValueError(f"{value!r} needs a time zone (add Z for UTC)")
+    return stamp.timestamp()
 
 
 def encode_token(doc: dict[str, Any]) -> str:

@@ -31,7 +31,9 @@ def index_summary(call: Call, i: Index) -> dict[str, Any]:
     }
 
 
-def _page(items: list[Any], name: Any, max_results: int | None, token: str | None) -> tuple[list[Any], str | None]:
+def page_by_name(
+    items: list[Any], name: Any, max_results: int | None, token: str | None
+) -> tuple[list[Any], str | None]:
     limit = limits.in_range(max_results, 1, limits.MAX_CATALOG_PAGE, "maxResults", default=limits.MAX_CATALOG_PAGE)
     if token is not None:
         after = limits.decode_token(token).get("after")
@@ -87,7 +89,7 @@ async def get_vector_bucket(call: Call, req: models.BucketAddr) -> Any:
 @operation("ListVectorBuckets", models.ListVectorBuckets)
 async def list_vector_buckets(call: Call, req: models.ListVectorBuckets) -> Any:
     buckets = await call.engine.list_buckets(call.account, _prefix(req.prefix))
-    page, token = _page(buckets, lambda b: b.name, req.maxResults, req.nextToken)
+    page, token = page_by_name(buckets, lambda b: b.name, req.maxResults, req.nextToken)
     out: dict[str, Any] = {"vectorBuckets": [bucket_summary(call, b) for b in page]}
     return out | ({"nextToken": token} if token else {})
 
@@ -212,7 +214,7 @@ async def list_indexes(call: Call, req: models.ListIndexes) -> Any:
         call, models.BucketAddr(vectorBucketName=req.vectorBucketName, vectorBucketArn=req.vectorBucketArn)
     )
     indexes = await call.engine.list_indexes(ref, _prefix(req.prefix))
-    page, token = _page(indexes, lambda i: i.name, req.maxResults, req.nextToken)
+    page, token = page_by_name(indexes, lambda i: i.name, req.maxResults, req.nextToken)
     out: dict[str, Any] = {"indexes": [index_summary(call, i) for i in page]}
     return out | ({"nextToken": token} if token else {})
 

@@ -15,7 +15,7 @@ from api import limits, models, policy
 from api.bodies import parse_body
 from api.call import OPERATIONS, Call
 from api.errors import ApiError, Kind, validation
-from api.ops_catalog import create_index_in, index_ref
+from api.ops_catalog import create_index_in, index_ref, page_by_name
 from engine.catalog_state import Bucket, Index
 from engine.engine import BucketRef
 
@@ -30,6 +30,12 @@ VECTOR_OPS = {
 
 def _host_bucket(call: Call) -> BucketRef:
     return call.dialect.bucket_of(call.account, call.host, None, None, "Host")
+
+
+async def _authorized_bucket(call: Call) -> BucketRef:
+    ref = _host_bucket(call)
+    await call.authorize(ref)
+    return ref
 
 
 def bucket_info(call: Call, b: Bucket) -> dict[str, Any]:
@@ -73,14 +79,12 @@ async def put_vector_bucket(call: Call, body: bytes, query: dict[str, str], head
 
 
 async def get_vector_bucket(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
-    ref = _host_bucket(call)
-    await call.authorize(ref)
+    ref = await _authorized_bucket(call)
     return {"BucketInfo": bucket_info(call, await call.engine.get_bucket(ref))}
 
 
 async def delete_vector_bucket(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
-    ref = _host_bucket(call)
-    await call.authorize(ref)
+    ref = await _authorized_bucket(call)
     await call.engine.delete_bucket(call.ctx, ref)
     return None
 
@@ -108,8 +112,7 @@ async def list_vector_buckets(call: Call, body: bytes, query: dict[str, str], he
 
 
 async def put_policy(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
-    ref = _host_bucket(call)
-    await call.authorize(ref)
+    ref = await _authorized_bucket(call)
     text = body.decode("utf-8", errors="replace")
     policy.parse(text)
     await call.engine.put_bucket_policy(call.ctx, ref, text)
@@ -117,14 +120,12 @@ async def put_policy(call: Call, body: bytes, query: dict[str, str], headers: di
 
 
 async def get_policy(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
-    ref = _host_bucket(call)
-    await call.authorize(ref)
+    ref = await _authorized_bucket(call)
     return (await call.engine.get_bucket_policy(ref)).encode()
 
 
 async def delete_policy(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
-    ref = _host_bucket(call)
-    await call.authorize(ref)
+    ref = await _authorized_bucket(call)
     await call.engine.delete_bucket_policy(call.ctx, ref)
     return None
 
@@ -153,18 +154,11 @@ async def delete_vector_index(call: Call, body: bytes, query: dict[str, str], he
 
 async def list_vector_indexes(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
     req = parse_body(models.OssListVectorIndexes, body)
-    ref = _host_bucket(call)
-    await call.authorize(ref)
+    ref = await _authorized_bucket(call)
     indexes = await call.engine.list_indexes(ref, req.prefix or "")
-    limit = limits.in_range(req.maxResults, 1, limits.MAX_CATALOG_PAGE, "maxResults", default=limits.MAX_CATALOG_PAGE)
-    if req.nextToken:
-        after = limits.decode_token(req.nextToken).get("after")
-        indexes = [i for i in indexes if isinstance(after, str) and i.name > after]
-    page = indexes[:limit]
+    page, token = page_by_name(indexes, lambda i: i.name, req.maxResults, req.nextToken)
     out: dict[str, Any] = {"indexes": [index_info(call, i) for i in page]}
-    if len(indexes) > limit:
-        out["nextToken"] = limits.encode_token({"after": page[-1].name})
-    return out
+    return out | ({"nextToken": token} if token else {})
 
 
 Handler = Callable[[Call, bytes, dict[str, str], dict[str, str]], Awaitable[Any]]
