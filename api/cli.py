@@ -35,6 +35,10 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"VECLEDGER_{name}", default)
 
 
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vecledger", description="A self-hosted vector bucket service.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--dev", action="store_true", help="use well-known development credentials when none are configured"
+    )
+    serve.add_argument(
+        "--write-requests-per-second",
+        type=float,
+        default=_float(_env("WRITE_REQUESTS_PER_SECOND")),
+        help="default write quota per index (PutVectors/DeleteVectors requests); off by default",
+    )
+    serve.add_argument(
+        "--write-vectors-per-second",
+        type=float,
+        default=_float(_env("WRITE_VECTORS_PER_SECOND")),
+        help="default write quota per index (vectors put or deleted); off by default",
     )
     from api import cli_admin
 
@@ -91,7 +107,11 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         no_auth=args.no_auth,
         default_account=root.account if root else DEV_ACCOUNT,
         credentials=creds,
-        engine=replace(engine_settings(args.s3_endpoint, args.region)),
+        engine=replace(
+            engine_settings(args.s3_endpoint, args.region),
+            write_requests_per_second=args.write_requests_per_second,
+            write_vectors_per_second=args.write_vectors_per_second,
+        ),
     )
 
 
