@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -31,6 +31,7 @@ from engine.clock import Clock
 from engine.context import RequestContext
 from engine.engine import Engine
 from engine.errors import VecledgerError
+from engine.store import ObjectStore, open_store
 
 log = logging.getLogger("vecledger.api")
 MAX_BODY = 20 * 1024 * 1024
@@ -148,12 +149,21 @@ class Frontend:
         return await op.handler(call, parse_body(op.model, body))
 
 
-def create_app(config: ServerConfig, *, clock: Clock | None = None) -> ASGIApp:
-    """The ASGI app; ``clock`` is injectable so that tests can move the server's time."""
+def create_app(
+    config: ServerConfig,
+    *,
+    clock: Clock | None = None,
+    wrap_store: Callable[[ObjectStore], ObjectStore] | None = None,
+) -> ASGIApp:
+    """The ASGI app. ``clock`` and ``wrap_store`` are injectable so that tests and fault tools can
+    move the server's time and put a ``FaultyStore`` between it and its storage."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Engine.open(config.root, config.engine, clock=clock) as engine:
+        store = await open_store(config.root, config.engine)
+        if wrap_store is not None:
+            store = wrap_store(store)
+        async with Engine.open(config.root, config.engine, clock=clock, store=store) as engine:
             app.state.frontend = Frontend(config, engine)
             yield
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +15,7 @@ import uvicorn
 from api.app import create_app
 from api.config import Credential, ServerConfig
 from engine.clock import Clock
+from engine.store import ObjectStore
 from tests.conftest import Backend
 
 ALICE = Credential("AKIAALICE0000000001", "alice-secret", "111122223333")
@@ -73,7 +74,12 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(backend: Backend, clock: Clock | None = None, **overrides: Any) -> Iterator[RunningServer]:
+def running_server(
+    backend: Backend,
+    clock: Clock | None = None,
+    wrap_store: Callable[[ObjectStore], ObjectStore] | None = None,
+    **overrides: Any,
+) -> Iterator[RunningServer]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -86,7 +92,9 @@ def running_server(backend: Backend, clock: Clock | None = None, **overrides: An
         engine=backend.settings,
     )
     config = replace(config, **overrides)
-    server = uvicorn.Server(uvicorn.Config(create_app(config, clock=clock), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config, clock=clock, wrap_store=wrap_store), log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

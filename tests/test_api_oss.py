@@ -300,3 +300,33 @@ def test_bad_oss_signatures(srv: RunningServer) -> None:
         ),
     )
     assert err.code == "InvalidDigest"
+
+
+def test_a_batch_that_fails_part_way_answers_503_and_keeps_what_landed(backend: Backend) -> None:
+    """OSS documents it: on a 5xx only some of a batch may be written. Here the store takes the
+    first two chunk events of the index's log and fails every append after that."""
+    from dataclasses import replace
+
+    from engine.store import FaultyStore
+    from engine.store.faulty import ERROR, Fault
+
+    appended: list[str] = []
+
+    def rule(verb: str, key: str) -> Fault | None:
+        if verb != "put_if_absent" or "/log/" not in key or not key.startswith("data/"):
+            return None
+        if len([k for k in appended if k == key]) == 0 and len(set(appended)) >= 2:
+            return Fault(ERROR)
+        appended.append(key)
+        return None
+
+    small = replace(backend, settings=replace(backend.settings, max_event_bytes=600, run_materializers=False))
+    with running_server(small, wrap_store=lambda s: FaultyStore(s, rule)) as srv:
+        c = srv.oss()
+        setup_index(c)
+        vectors = [{"key": f"v{i:03d}", "data": {"float32": [float(i), 1.0, 2.0]}} for i in range(100)]
+        err = oss_error(c.put_vectors, M.PutVectorsRequest(bucket="ossbucket", index_name="ossindex", vectors=vectors))
+        assert err.status_code == 503 and err.code == "ServiceUnavailable"
+        listed = c.list_vectors(M.ListVectorsRequest(bucket="ossbucket", index_name="ossindex")).vectors
+        landed = [v["key"] for v in listed]
+        assert 0 < len(landed) < 100 and landed == [f"v{i:03d}" for i in range(len(landed))]

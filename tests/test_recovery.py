@@ -12,7 +12,7 @@ import pytest
 from engine import keys
 from engine.clock import ManualClock
 from engine.engine import Engine, IndexRef
-from engine.errors import IndexNotFound, PartialBatch, Throttled, ValidationError
+from engine.errors import BucketNotFound, IndexNotFound, PartialBatch, Throttled, ValidationError
 from engine.log import read_log
 from engine.store import FaultyStore
 from engine.store.faulty import ERROR, LOST_REPLY, Fault
@@ -200,3 +200,20 @@ async def test_write_quotas_throttle_and_recover(backend: Backend) -> None:
         assert (await eng.get_index(INDEX)).quota == {"requests_per_second": 2.0}
         with pytest.raises(ValidationError):
             await eng.set_index_quota(CTX, INDEX, requests_per_second=-1, vectors_per_second=None)
+
+
+async def test_a_deleted_bucket_and_index_can_be_restored(backend: Backend) -> None:
+    async with backend.engine() as eng:
+        await eng.create_bucket(CTX, BUCKET)
+        await eng.create_index(CTX, INDEX, dimension=D, metric="cosine", non_filterable_keys=["note"])
+        await eng.put_vectors(CTX, INDEX, ["a", "b"], np.eye(2, D, dtype=np.float32), [{"note": "x"}, {"g": 1}])
+        before = await snapshot(eng, INDEX)
+        await eng.delete_index(CTX, INDEX)
+        await eng.delete_bucket(CTX, BUCKET)
+        with pytest.raises(BucketNotFound):
+            await eng.get_bucket(BUCKET)
+        await eng.create_bucket(CTX, BUCKET)  # a new bucket of the same name (a new id)
+        back = IndexRef(ACCOUNT, BUCKET.name, "back")
+        restored = await eng.restore_index(CTX, INDEX, back, to_seq=0)
+        assert (restored.metric, restored.non_filterable_keys) == ("cosine", ("note",))
+        assert await snapshot(eng, back) == before
