@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint run clean
+.PHONY: install test lint run bench bench-quick clean
 
 # Re-install only when the dependency list changes.
 $(STAMP): pyproject.toml
@@ -21,6 +21,13 @@ test: install
 # Serve ./data on 127.0.0.1:8000 with well-known development credentials (printed at start).
 run: install
 	$(BIN)/vecledger serve --root ./data --host 127.0.0.1 --port 8000 --dev
+
+# vecledger against raw pylance, faiss and numpy on the same data, in one run (see docs/performance.md).
+bench: install
+	$(BIN)/python -m tools.bench --json bench-results.json
+
+bench-quick: install
+	$(BIN)/python -m tools.bench --quick --json bench-quick.json
 
 lint: install
 	$(BIN)/ruff check engine api tests tools

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.settings import S3Settings, Settings
+from engine.settings import IndexTuning, S3Settings, Settings
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 DEV_ACCESS_KEY = "vecledger"
@@ -80,14 +80,22 @@ def root_credential(env: dict[str, str] | None = None) -> Credential | None:
 
 
 def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | None = None) -> Settings:
-    """Engine settings for a root on S3: credentials from the usual AWS variables."""
+    """Engine settings: S3 credentials from the usual AWS variables; index tuning from
+    ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` and ``VECLEDGER_REFINE_FACTOR``."""
     env = dict(os.environ) if env is None else env
+    defaults = IndexTuning()
+    tuning = IndexTuning(
+        build_threshold=int(env.get("VECLEDGER_BUILD_THRESHOLD", defaults.build_threshold)),
+        nprobes=int(env.get("VECLEDGER_NPROBES", defaults.nprobes)),
+        refine_factor=int(env.get("VECLEDGER_REFINE_FACTOR", defaults.refine_factor)),
+    )
     return Settings(
+        tuning=tuning,
         s3=S3Settings(
             endpoint_url=s3_endpoint,
             region=env.get("VECLEDGER_S3_REGION", region),
             access_key_id=env.get("VECLEDGER_S3_ACCESS_KEY_ID") or env.get("AWS_ACCESS_KEY_ID"),
             secret_access_key=env.get("VECLEDGER_S3_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY"),
             session_token=env.get("AWS_SESSION_TOKEN"),
-        )
+        ),
     )

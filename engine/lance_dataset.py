@@ -49,6 +49,17 @@ def schema(dimension: int) -> pa.Schema:
     )
 
 
+def ivf_pq_params(rows: int, dimension: int) -> tuple[int, int]:
+    """(partitions, sub-vectors) for an IVF-PQ index over ``rows`` vectors.
+
+    ~sqrt(n) partitions; sub-vectors of 4 dimensions where the dimension allows (PQ error, not
+    nprobes, limits recall on 8-dimension sub-vectors: research/lance.md 4.2).
+    """
+    partitions = max(1, min(4096, int(math.sqrt(rows)), rows // 64))
+    sub = next((m for m in range(max(1, dimension // 4), 0, -1) if dimension % m == 0), 1)
+    return partitions, sub
+
+
 @dataclass(frozen=True)
 class Hit:
     key: str
@@ -152,11 +163,7 @@ class LanceDataset:
         return done
 
     def _build(self, rows: int) -> None:
-        d = self.dimension
-        # ~sqrt(n) partitions; sub-vectors of 4 dimensions where the dimension allows (PQ error,
-        # not nprobes, limits recall on 8-dimension sub-vectors: research/lance.md 4.2).
-        partitions = max(1, min(4096, int(math.sqrt(rows)), rows // 64))
-        sub = next((m for m in range(max(1, d // 4), 0, -1) if d % m == 0), 1)
+        partitions, sub = ivf_pq_params(rows, self.dimension)
         self._ds.create_index(
             "vector",
             index_type="IVF_PQ",
@@ -199,8 +206,27 @@ class LanceDataset:
 # --- reads (on snapshot handles, from any thread) ---------------------------------------------
 
 
+_match_counts: dict[tuple[str, int, str], int] = {}
+
+
+def _matches(ds: Any, sql_filter: str) -> int:
+    """How many rows a filter keeps, cached per dataset version (a scan of the filter columns)."""
+    key = (str(ds.uri), int(ds.version), sql_filter)
+    if key not in _match_counts:
+        if len(_match_counts) > 4096:
+            _match_counts.clear()
+        _match_counts[key] = int(ds.count_rows(filter=sql_filter))
+    return _match_counts[key]
+
+
 def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | None, tuning: IndexTuning) -> list[Hit]:
-    """Top-``k`` rows by exact distance (refined), with the filter applied before the search."""
+    """Top-``k`` rows by exact distance (refined), with the filter applied before the search.
+
+    IVF probes only some partitions; a prefilter that keeps few rows leaves few candidates there
+    (research/lance.md), so a filter that keeps at most ``tuning.exact_filter_rows`` rows is
+    answered by exact search over those rows, and a broader one probes more partitions while fewer
+    than ``k`` rows have been found.
+    """
     if ds is None or k <= 0:
         return []
     nearest: dict[str, Any] = {
@@ -208,9 +234,12 @@ def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | No
         "q": query,
         "k": k,
         "metric": _LANCE_METRIC[metric],
-        "nprobes": tuning.nprobes,
+        "minimum_nprobes": tuning.nprobes,
+        "maximum_nprobes": max(tuning.nprobes, 4096),
         "refine_factor": tuning.refine_factor,
     }
+    if sql_filter is not None and _matches(ds, sql_filter) <= tuning.exact_filter_rows:
+        nearest["use_index"] = False
     table = ds.to_table(
         nearest=nearest,
         columns=["key", "vector", "metadata", "_distance"],

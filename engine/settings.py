@@ -33,6 +33,8 @@ class IndexTuning:
     compact_fragments: int = 32
     nprobes: int = 32
     refine_factor: int = 10
+    # Filters that keep at most this many rows are answered by exact search over those rows.
+    exact_filter_rows: int = 20_000
     sample_rate: int = 64
     max_iters: int = 20
 

@@ -1,0 +1,257 @@
+"""python -m tools.bench: vecledger over HTTP against raw pylance, faiss and numpy, in one run.
+
+Prints a markdown table per dataset and writes every figure (and the machine) as JSON. Peers run in
+the same process tree on the same data with the same index parameters, so the ratios hold on a
+noisy machine. No figure is asserted here: the targets live in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.settings import IndexTuning
+from tools.bench import clients, data, peers
+from tools.bench.server import Server
+
+BUCKET, INDEX = "bench", "vectors"
+# Starting the server subprocess trips lance's fork warning; the child execs at once, so it is moot.
+warnings.filterwarnings("ignore", message="lance is not fork-safe")
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p)) if values else float("nan")
+
+
+def log_dir(root: Path) -> Path:
+    return next((root / "data").glob("*/*/log"))
+
+
+def wait_folded(root: Path, n: int, build: bool, timeout: float) -> float:
+    """Seconds until the checkpoint covers the whole log (and the vector index exists, if due)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        logs = log_dir(root)
+        tail = max(int(p.name) for p in logs.iterdir() if ".tmp" not in p.name)
+        cp = logs.parent / "checkpoint"
+        folded = cp.exists() and json.loads(cp.read_text())["seq"] >= tail
+        if folded and (not build or any((logs.parent / "lance" / "_indices").glob("*"))):
+            return time.perf_counter() - started
+        time.sleep(0.1)
+    return float("nan")
+
+
+def materializer_lag(server: Server, ds: data.Dataset, rate: float, seconds: float) -> list[float]:
+    """Put at ``rate`` vectors/s; for each log object, seconds from its append to its fold."""
+    logs = log_dir(server.root)
+    folded_at: dict[int, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            cp = logs.parent / "checkpoint"
+            if cp.exists():
+                seq = json.loads(cp.read_text())["seq"]
+                now = time.time()
+                for s in range(max(folded_at, default=-1) + 1, seq + 1):
+                    folded_at[s] = now
+            time.sleep(0.02)
+
+    first = max(int(p.name) for p in logs.iterdir() if ".tmp" not in p.name) + 1
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    client = server.client()
+    batch = 500
+    interval = batch / rate
+    next_at, i = time.perf_counter(), 0
+    end = next_at + seconds
+    while time.perf_counter() < end:
+        rows = [(j % ds.n) for j in range(i, i + batch)]
+        client.put_vectors(
+            vectorBucketName=BUCKET,
+            indexName=INDEX,
+            vectors=[
+                {"key": f"lag{j}", "data": {"float32": ds.base[r].tolist()}}
+                for j, r in zip(range(i, i + batch), rows, strict=True)
+            ],
+        )
+        i += batch
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    deadline = time.time() + 60
+    last = max(int(p.name) for p in logs.iterdir() if ".tmp" not in p.name)
+    while time.time() < deadline and max(folded_at, default=-1) < last:
+        time.sleep(0.05)
+    stop.set()
+    lags = []
+    for seq in range(first, last + 1):
+        if seq in folded_at:
+            lags.append(folded_at[seq] - (logs / f"{seq:020d}").stat().st_mtime)
+    return lags
+
+
+def run(ds: data.Dataset, quick: bool) -> dict[str, Any]:
+    tuning = IndexTuning()
+    nq = min(len(ds.queries), 50 if quick else 200)
+    fig: dict[str, Any] = {
+        "dataset": ds.name,
+        "n": ds.n,
+        "d": ds.d,
+        "queries": nq,
+        "nprobes": tuning.nprobes,
+        "refine_factor": tuning.refine_factor,
+    }
+    work = Path(tempfile.mkdtemp(prefix="vecledger-bench-"))
+    server = Server(work / "root")
+    try:
+        c = server.client()
+        c.create_vector_bucket(vectorBucketName=BUCKET)
+        c.create_index(
+            vectorBucketName=BUCKET, indexName=INDEX, dataType="float32", dimension=ds.d, distanceMetric="euclidean"
+        )
+        split = max(clients.BATCH, ds.n // 10 // clients.BATCH * clients.BATCH)
+        fig["ingest_1_client_vps"] = clients.ingest(server, ds, BUCKET, INDEX, range(0, split), 1)
+        fig["ingest_4_clients_vps"] = clients.ingest(server, ds, BUCKET, INDEX, range(split, ds.n), 4)
+        build = ds.n >= tuning.build_threshold
+        fig["fold_and_index_seconds"] = wait_folded(server.root, ds.n, build, timeout=1800)
+
+        truth = {s: data.exact_top(ds, 100, s) for s in data.FILTERS}
+        for sel, flt in data.FILTERS.items():
+            found10, client_ms, inside_ms = clients.query_latency(server, ds, BUCKET, INDEX, 10, flt or None, nq)
+            found100, _, _ = clients.query_latency(server, ds, BUCKET, INDEX, 100, flt or None, nq)
+            t = truth[sel][:nq]
+            fig[f"recall@10 {sel}"] = data.recall(found10, t, 10)
+            fig[f"recall@100 {sel}"] = data.recall(found100, t, 100)
+            fig[f"filtered k results {sel}"] = all(len(f) == min(10, len(tt)) for f, tt in zip(found10, t, strict=True))
+            if sel == "none":
+                fig.update(
+                    {
+                        "query_p50_ms": pct(client_ms, 50),
+                        "query_p95_ms": pct(client_ms, 95),
+                        "query_p99_ms": pct(client_ms, 99),
+                        "server_query_p50_ms": pct(inside_ms, 50),
+                    }
+                )
+        fig["qps_8_clients"] = clients.query_throughput(server, ds, BUCKET, INDEX, 8, 3 if quick else 10)
+        log_bytes = sum(p.stat().st_size for p in log_dir(server.root).iterdir())
+        fig["log_bytes_per_vector"] = log_bytes / ds.n
+        fig["read_your_writes_retries"] = max(clients.read_your_writes(server, ds, BUCKET, INDEX, 20))
+        lags = materializer_lag(server, ds, rate=5000, seconds=3 if quick else 20)
+        fig["materializer_lag_p50_s"], fig["materializer_lag_p99_s"] = pct(lags, 50), pct(lags, 99)
+        started = time.perf_counter()
+        status = _admin(
+            server,
+            "restore",
+            {"vectorBucketName": BUCKET, "indexName": INDEX, "toSeq": _tail(server.root), "intoIndexName": "restored"},
+        )
+        fig["restore_vps"] = ds.n / (time.perf_counter() - started) if status == 200 else float("nan")
+        started = time.perf_counter()
+        status = _admin(server, "replay-check", {"vectorBucketName": BUCKET, "indexName": INDEX})
+        fig["replay_from_zero_vps"] = ds.n / (time.perf_counter() - started) if status == 200 else float("nan")
+        fig["server_peak_rss_bytes"] = server.peak_rss()
+        fig["raw_vector_bytes"] = int(ds.base.nbytes)
+    finally:
+        server.stop()
+
+    raw = peers.RawLance(ds, work, tuning)
+    found, ms = peers.timed(lambda q: raw.query(q, 10), ds.queries, nq)
+    fig.update(
+        {
+            "lance_p50_ms": pct(ms, 50),
+            "lance_recall@10": data.recall(found, truth["none"][:nq], 10),
+            "lance_build_s": raw.build_seconds,
+        }
+    )
+    fig["server_over_lance_p50"] = fig["server_query_p50_ms"] / fig["lance_p50_ms"]
+    try:
+        fa = peers.Faiss(ds, tuning)
+        found, ms = peers.timed(lambda q: fa.query(q, 10), ds.queries, nq)
+        fig.update(
+            {
+                "faiss_p50_ms": pct(ms, 50),
+                "faiss_recall@10": data.recall(found, truth["none"][:nq], 10),
+                "faiss_build_s": fa.build_seconds,
+            }
+        )
+    except ImportError:
+        fig["faiss_p50_ms"] = None
+    started = time.perf_counter()
+    data.exact_top(ds, 10, "none")
+    fig["numpy_exact_ms_per_query"] = (time.perf_counter() - started) * 1000 / len(ds.queries)
+    return fig
+
+
+def _tail(root: Path) -> int:
+    return max(int(p.name) for p in log_dir(root).iterdir() if ".tmp" not in p.name)
+
+
+def _admin(server: Server, action: str, body: dict[str, Any]) -> int:
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from api.config import DEV_ACCESS_KEY, DEV_SECRET_KEY
+
+    payload = json.dumps(body).encode()
+    req = AWSRequest(
+        method="POST",
+        url=f"{server.url}/_vecledger/{action}",
+        data=payload,
+        headers={"Content-Type": "application/json"},
+    )
+    SigV4Auth(Credentials(DEV_ACCESS_KEY, DEV_SECRET_KEY), "s3vectors", "us-east-1").add_auth(req)
+    with urllib.request.urlopen(
+        urllib.request.Request(req.url, data=payload, headers=dict(req.headers.items()), method="POST"), timeout=3600
+    ) as r:
+        return int(r.status)
+
+
+def table(figs: dict[str, Any]) -> str:
+    lines = [f"### {figs['dataset']}", "", "| figure | value |", "|---|---|"]
+    for k, v in figs.items():
+        if k == "dataset":
+            continue
+        lines.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run (CI)")
+    ap.add_argument("--sizes", default=None, help="comma-separated NxD, default 1000000x128,200000x768")
+    ap.add_argument("--base", help=".npy of base vectors (with --queries): benchmark your own embeddings")
+    ap.add_argument("--queries", help=".npy of query vectors")
+    ap.add_argument("--json", default="bench-results.json", help="where to write every figure")
+    args = ap.parse_args(argv)
+    if args.base:
+        datasets = [data.from_files(args.base, args.queries)]
+    else:
+        sizes = args.sizes or ("6000x32" if args.quick else "1000000x128,200000x768")
+        datasets = [data.synthetic(int(n), int(d), 200) for n, d in (s.split("x") for s in sizes.split(","))]
+    results = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "command": " ".join(["python -m tools.bench", *(argv if argv is not None else sys.argv[1:])]),
+        "results": [],
+    }
+    for ds in datasets:
+        figs = run(ds, args.quick)
+        results["results"].append(figs)
+        print(table(figs), flush=True)
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Load: ingest from several client processes, queries from one client and from eight threads."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from tools.bench.data import Dataset
+from tools.bench.server import Server, server_ms
+
+BATCH = 500
+
+
+def _ingest_worker(
+    url_port: tuple[str, int], root: str, bucket: str, index: str, base: Any, buckets: Any, rows: list[int], out: Any
+) -> None:
+    from pathlib import Path
+
+    server = Server.__new__(Server)
+    server.url, server.port, server.root = url_port[0], url_port[1], Path(root)
+    client = server.client(retries=10)
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start : start + BATCH]
+        vectors = [
+            {"key": f"v{i}", "data": {"float32": base[i].tolist()}, "metadata": {"b": int(buckets[i])}} for i in chunk
+        ]
+        client.put_vectors(vectorBucketName=bucket, indexName=index, vectors=vectors)
+    out.put(len(rows))
+
+
+def ingest(server: Server, data: Dataset, bucket: str, index: str, rows: range, clients: int) -> float:
+    """Put ``rows`` in 500-vector batches from ``clients`` processes; returns vectors per second."""
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    parts = [list(rows)[i::clients] for i in range(clients)]
+    procs = [
+        ctx.Process(
+            target=_ingest_worker,
+            args=((server.url, server.port), str(server.root), bucket, index, data.base, data.buckets, part, out),
+        )
+        for part in parts
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    done = sum(out.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return done / (time.perf_counter() - started)
+
+
+def query_latency(
+    server: Server, data: Dataset, bucket: str, index: str, k: int, flt: dict[str, Any] | None, count: int
+) -> tuple[list[list[int]], list[float], list[float]]:
+    """One client, one query at a time: (results, client ms, server ms)."""
+    client = server.client()
+    results, client_ms, inside_ms = [], [], []
+    for q in data.queries[:count]:
+        kw: dict[str, Any] = {"filter": flt} if flt else {}
+        started = time.perf_counter()
+        r = client.query_vectors(
+            vectorBucketName=bucket, indexName=index, topK=k, queryVector={"float32": q.tolist()}, **kw
+        )
+        client_ms.append((time.perf_counter() - started) * 1000)
+        inside_ms.append(server_ms(r))
+        results.append([int(v["key"][1:]) for v in r["vectors"]])
+    return results, client_ms, inside_ms
+
+
+def query_throughput(server: Server, data: Dataset, bucket: str, index: str, threads: int, seconds: float) -> float:
+    """Queries per second from ``threads`` concurrent clients."""
+    deadline = time.perf_counter() + seconds
+    queries = [q.tolist() for q in data.queries]
+
+    def worker(n: int) -> int:
+        client, done = server.client(), 0
+        while time.perf_counter() < deadline:
+            client.query_vectors(
+                vectorBucketName=bucket,
+                indexName=index,
+                topK=10,
+                queryVector={"float32": queries[(n + done * threads) % len(queries)]},
+            )
+            done += 1
+        return done
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        total = sum(pool.map(worker, range(threads)))
+    return total / (time.perf_counter() - started)
+
+
+def read_your_writes(server: Server, data: Dataset, bucket: str, index: str, trials: int) -> list[int]:
+    """Put a fresh vector, then query for it at once: how many retries until it shows (must be 0)."""
+    client = server.client()
+    retries = []
+    for t in range(trials):
+        v = (data.queries[t % len(data.queries)] + np.float32(1e-3 * (t + 1))).tolist()
+        key = f"ryw-{t}"
+        client.put_vectors(vectorBucketName=bucket, indexName=index, vectors=[{"key": key, "data": {"float32": v}}])
+        n = 0
+        while key not in [
+            h["key"]
+            for h in client.query_vectors(vectorBucketName=bucket, indexName=index, topK=3, queryVector={"float32": v})[
+                "vectors"
+            ]
+        ]:
+            n += 1
+            if n > 100:
+                break
+        retries.append(n)
+    return retries

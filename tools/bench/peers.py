@@ -1,0 +1,96 @@
+"""The peers measured in the same run: raw pylance with vecledger's own index parameters, and faiss."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lance
+import numpy as np
+import pyarrow as pa
+
+from engine.lance_dataset import ivf_pq_params
+from engine.settings import IndexTuning
+from tools.bench.data import Dataset
+
+
+def _table(data: Dataset) -> pa.Table:
+    flat = pa.array(data.base.reshape(-1), type=pa.float32())
+    return pa.table(
+        {
+            "key": pa.array([f"v{i}" for i in range(data.n)]),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, data.d),
+            "b": pa.array(data.buckets, pa.int64()),
+        }
+    )
+
+
+class RawLance:
+    """The same data and IVF-PQ parameters as vecledger's materializer, queried directly."""
+
+    def __init__(self, data: Dataset, workdir: Path, tuning: IndexTuning) -> None:
+        self.tuning = tuning
+        path = workdir / "raw.lance"
+        shutil.rmtree(path, ignore_errors=True)
+        started = time.perf_counter()
+        ds = lance.write_dataset(_table(data), str(path))
+        partitions, sub = ivf_pq_params(data.n, data.d)
+        ds.create_index(
+            "vector",
+            index_type="IVF_PQ",
+            metric="l2",
+            num_partitions=partitions,
+            num_sub_vectors=sub,
+            sample_rate=tuning.sample_rate,
+            max_iters=tuning.max_iters,
+        )
+        self.build_seconds = time.perf_counter() - started
+        self.ds = lance.dataset(str(path))
+
+    def query(self, q: np.ndarray, k: int, sql: str | None = None) -> list[int]:
+        t = self.ds.to_table(
+            nearest={
+                "column": "vector",
+                "q": q,
+                "k": k,
+                "nprobes": self.tuning.nprobes,
+                "refine_factor": self.tuning.refine_factor,
+            },
+            columns=["key", "vector"],
+            filter=sql,
+            prefilter=True,
+            disable_scoring_autoprojection=True,
+        )
+        return [int(key[1:]) for key in t.column("key").to_pylist()]
+
+
+class Faiss:
+    def __init__(self, data: Dataset, tuning: IndexTuning) -> None:
+        import faiss
+
+        started = time.perf_counter()
+        partitions, sub = ivf_pq_params(data.n, data.d)
+        quantizer = faiss.IndexFlatL2(data.d)
+        ivfpq = faiss.IndexIVFPQ(quantizer, data.d, partitions, sub, 8)
+        sample = data.base[np.random.default_rng(0).choice(data.n, min(data.n, partitions * 256), replace=False)]
+        ivfpq.train(sample)
+        ivfpq.nprobe = tuning.nprobes
+        self.index: Any = faiss.IndexRefineFlat(ivfpq)  # keeps the exact vectors to re-rank with
+        self.index.k_factor = tuning.refine_factor
+        self.index.add(data.base)
+        self.build_seconds = time.perf_counter() - started
+
+    def query(self, q: np.ndarray, k: int) -> list[int]:
+        _, ids = self.index.search(q[None, :], k)
+        return [int(i) for i in ids[0] if i >= 0]
+
+
+def timed(fn: Any, queries: np.ndarray, count: int) -> tuple[list[list[int]], list[float]]:
+    results, ms = [], []
+    for q in queries[:count]:
+        started = time.perf_counter()
+        results.append(fn(q))
+        ms.append((time.perf_counter() - started) * 1000)
+    return results, ms
