@@ -77,7 +77,8 @@ class Frontend:
         """Answer one request; ``Server-Timing`` says how long the server spent on it (benchmarks
         compare it with the client's view to separate server time from client and HTTP time)."""
         started = time.perf_counter()
-        response = await self._handle(request)
+        with self.engine.catalog.one_probe():
+            response = await self._handle(request)
         response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"
         return response
 

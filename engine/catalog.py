@@ -8,6 +8,9 @@ next request on every process.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -20,6 +23,9 @@ from engine.log import Appender, Event, read_log
 from engine.log.event import json_payload
 from engine.store import ObjectStore
 
+# None: no request scope (every refresh probes); False/True: a scope that has not / has probed.
+_probed: contextvars.ContextVar[bool | None] = contextvars.ContextVar("catalog_probed", default=None)
+
 
 class Catalog:
     def __init__(self, store: ObjectStore, clock: Clock, ids: IdSource) -> None:
@@ -31,8 +37,23 @@ class Catalog:
         self._lock = anyio.Lock()
         self._waiting: dict[str, Any] = {}
 
+    @contextlib.contextmanager
+    def one_probe(self) -> Iterator[None]:
+        """Within this block (one API request), probe the log once: the first refresh reads what
+        is new, the later ones reuse that state. The request still sees every write acknowledged
+        before it began, from any process; it just does not pay a probe per lookup."""
+        token = _probed.set(False)
+        try:
+            yield
+        finally:
+            _probed.reset(token)
+
     async def refresh(self) -> CatalogState:
         """Fold every catalog event written since the last refresh, by any process."""
+        if _probed.get() is True:
+            return self.state
+        if _probed.get() is False:
+            _probed.set(True)
         async with self._lock:
             async for obj in read_log(self.store, keys.CATALOG_LOG, self.state.seq):
                 for ev in obj.events:
@@ -54,8 +75,12 @@ class Catalog:
         self._waiting[event.id] = None
         try:
             seq = await self._appender.append([event])
-            while self.state.seq < seq:
-                await self.refresh()
+            token = _probed.set(None)  # folding our own event must read the log, scope or not
+            try:
+                while self.state.seq < seq:
+                    await self.refresh()
+            finally:
+                _probed.reset(token)
             outcome = self._waiting[event.id]
         finally:
             self._waiting.pop(event.id, None)
