@@ -81,7 +81,6 @@ class LanceDataset:
         self.metric = metric
         self.tuning = tuning
         self._ds: Any = None
-        self._rows_at_build = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -96,8 +95,6 @@ class LanceDataset:
                 self._ds = None
                 return False
             raise
-        if self.has_vector_index():
-            self._rows_at_build = max(self._rows_at_build, self._indexed_rows())
         return True
 
     @property
@@ -149,7 +146,8 @@ class LanceDataset:
             if rows >= t.build_threshold:
                 self._build(rows)
                 done.append("build")
-        elif rows >= t.retrain_growth * max(1, self._rows_at_build):
+        elif ivf_pq_params(rows, self.dimension)[0] >= 2 * self._partitions():
+            # The data outgrew the partitioning (~4x the rows it was trained on): train anew.
             self._build(rows)
             done.append("retrain")
         if len(self._ds.get_fragments()) >= t.compact_fragments:
@@ -157,10 +155,22 @@ class LanceDataset:
             self.open()
             done.append("compact")
         if self.has_vector_index() and self._unindexed_rows() >= t.optimize_unindexed_rows:
+            # New rows join as a delta segment with the same centroids; each query searches every
+            # segment, so past a few segments they are merged into one (still no re-partitioning:
+            # only num_indices_to_merge=None runs the SPFresh pass that collapses partitions).
             self._ds.optimize.optimize_indices(num_indices_to_merge=0)
             self.open()
             done.append("optimize")
+            segments = int(self._index_stats().get("num_segments", 1))
+            if segments > t.max_index_segments:
+                self._ds.optimize.optimize_indices(num_indices_to_merge=segments)
+                self.open()
+                done.append("merge")
         return done
+
+    def _partitions(self) -> int:
+        segments = self._index_stats().get("segments") or [{}]
+        return int(segments[0].get("num_partitions") or 1)
 
     def _build(self, rows: int) -> None:
         partitions, sub = ivf_pq_params(rows, self.dimension)
@@ -176,16 +186,12 @@ class LanceDataset:
             name=VECTOR_INDEX,
         )
         self.open()
-        self._rows_at_build = rows
 
     def has_vector_index(self) -> bool:
         return self._ds is not None and any(i["name"] == VECTOR_INDEX for i in self._ds.list_indices())
 
     def _index_stats(self) -> dict[str, Any]:
         return dict(self._ds.stats.index_stats(VECTOR_INDEX))
-
-    def _indexed_rows(self) -> int:
-        return int(self._index_stats().get("num_indexed_rows", 0))
 
     def _unindexed_rows(self) -> int:
         return int(self._index_stats().get("num_unindexed_rows", 0))

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-import numpy as np
 import pyarrow as pa
 
 from engine import keys
@@ -26,10 +25,10 @@ from engine.filters import index_terms
 from engine.lance_dataset import LanceDataset, key_hash
 from engine.log import read_log
 from engine.log.event import VECTORS_RESTORED
-from engine.log.payload import vectors_array
+from engine.log.payload import VectorBatch, vectors_array
 from engine.settings import Settings
 from engine.store import ObjectStore
-from engine.tail import Tail, TailRow
+from engine.tail import Tail
 
 log = logging.getLogger("vecledger.materializer")
 
@@ -50,22 +49,21 @@ async def read_checkpoint(store: ObjectStore, index: Index, key: str | None = No
     return Checkpoint(int(doc["seq"]), int(doc["lance_version"]), blob.etag)
 
 
-def rows_table(rows: list[TailRow], dimension: int, non_filterable: tuple[str, ...]) -> pa.Table:
+def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
     """Rows in the dataset's schema, with the filter columns derived from the metadata."""
     tokens, numbers = [], []
-    for r in rows:
-        t, n = index_terms(json.loads(r.metadata) if r.metadata else None, non_filterable)
+    for meta in rows.metadata:
+        t, n = index_terms(json.loads(meta) if meta else None, non_filterable)
         tokens.append(t)
         numbers.append(n)
-    vectors = np.stack([r.vector for r in rows]) if rows else np.zeros((0, dimension), np.float32)
     return pa.table(
         {
-            "key": pa.array([r.key for r in rows], pa.string()),
-            "vector": vectors_array(vectors),
-            "metadata": pa.array([r.metadata for r in rows], pa.string()),
+            "key": pa.array(rows.keys, pa.string()),
+            "vector": vectors_array(rows.vectors),
+            "metadata": pa.array(rows.metadata, pa.string()),
             "tokens": pa.array(tokens, pa.list_(pa.string())),
             "numbers": pa.array(numbers, pa.json_()),
-            "key_hash": pa.array([key_hash(r.key) for r in rows], pa.uint32()),
+            "key_hash": pa.array([key_hash(k) for k in rows.keys], pa.uint32()),
         }
     )
 
@@ -141,7 +139,7 @@ class Materializer:
                 break
         if not folded:
             return 0
-        upserts = rows_table(list(tail.live_rows()), self.index.dimension, self.index.non_filterable_keys)
+        upserts = rows_table(tail.live_batch(self.index.dimension), self.index.non_filterable_keys)
         deletes = tail.deleted_keys()
         await anyio.to_thread.run_sync(self.dataset.apply, upserts, deletes)
         self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
@@ -219,8 +217,13 @@ class Materializer:
         while True:
             try:
                 folded = await self.run_once()
+                if folded >= self.settings.fold_max_events:
+                    continue  # a backlog: keep folding
                 if folded:
+                    # Let writes pile up for one interval: a Lance commit per append would leave
+                    # thousands of versions and fragments behind (research/lance.md 4.3).
                     delay = base
+                    await anyio.sleep(base)
                     continue
                 delay = min(self.settings.materialize_idle_interval, delay * 2)
             except CorruptEvent:

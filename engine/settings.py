@@ -25,11 +25,11 @@ class IndexTuning:
     """IVF-PQ parameters. Rows below ``build_threshold`` are searched exactly (flat)."""
 
     build_threshold: int = 5_000
-    # Re-train the index from scratch once the row count has grown by this factor since the
-    # last build; incremental adds keep the old centroids, which drift as data grows.
-    retrain_growth: float = 4.0
     # Fold unindexed rows into the index (as a delta segment) once this many have piled up.
     optimize_unindexed_rows: int = 20_000
+    # Merge delta segments into one past this many (each query searches every segment). The index
+    # is re-trained from scratch when the rows outgrow its partitioning (~4x the rows it was built on).
+    max_index_segments: int = 2
     compact_fragments: int = 32
     nprobes: int = 32
     refine_factor: int = 10

@@ -132,6 +132,24 @@ class Tail:
                 b = chunk.batch
                 yield TailRow(b.keys[row], b.vectors[row], b.metadata[row])
 
+    def live_batch(self, dimension: int) -> VectorBatch:
+        """Every live row at once, as columns (the materializer's upsert)."""
+        keys: list[str] = []
+        metadata: list[str | None] = []
+        parts = []
+        for chunk in self._chunks:
+            rows = np.flatnonzero(chunk.live)
+            if len(rows) == len(chunk.batch):
+                keys += chunk.batch.keys
+                metadata += chunk.batch.metadata
+                parts.append(chunk.batch.vectors)
+            elif len(rows):
+                keys += [chunk.batch.keys[r] for r in rows]
+                metadata += [chunk.batch.metadata[r] for r in rows]
+                parts.append(chunk.batch.vectors[rows])
+        vectors = np.concatenate(parts) if parts else np.zeros((0, dimension), np.float32)
+        return VectorBatch(keys, vectors, metadata)
+
     def deleted_keys(self) -> list[str]:
         return [k for k, v in self._latest.items() if v is None]
 

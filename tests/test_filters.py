@@ -15,9 +15,9 @@ import pytest
 from engine.errors import ValidationError
 from engine.filters import compile_filter
 from engine.lance_dataset import LanceDataset
+from engine.log.payload import VectorBatch
 from engine.materializer import rows_table
 from engine.settings import IndexTuning
-from engine.tail import TailRow
 from tests.conftest import Backend
 
 CORPUS: dict[str, dict[str, Any] | None] = {
@@ -99,13 +99,14 @@ def _deep(n: int) -> dict[str, Any]:
 
 @pytest.fixture
 def dataset(backend: Backend) -> Any:
-    rows = [
-        TailRow(k, np.full(4, i, np.float32), json.dumps(m) if m is not None else None)
-        for i, (k, m) in enumerate(CORPUS.items())
-    ]
+    rows = VectorBatch(
+        list(CORPUS),
+        np.array([np.full(4, i, np.float32) for i in range(len(CORPUS))]),
+        [json.dumps(m) if m is not None else None for m in CORPUS.values()],
+    )
     location = _location(backend)
     ds = LanceDataset(location, 4, "euclidean", IndexTuning())
-    ds.apply(rows_table(rows, 4, ("note",)), [])
+    ds.apply(rows_table(rows, ("note",)), [])
     return ds.snapshot()
 
 
