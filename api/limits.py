@@ -92,17 +92,20 @@ def metadata(value: Any, non_filterable: tuple[str, ...], field: str) -> None:
         raise validation("metadata must be a JSON object", field)
     if len(value) > MAX_METADATA_KEYS:
         raise validation(f"metadata may have at most {MAX_METADATA_KEYS} keys", field)
-    total = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    filterable = {k: v for k, v in value.items() if k not in non_filterable}
+    size = len(json.dumps(filterable, separators=(",", ":"), ensure_ascii=False).encode())
+    if len(filterable) < len(value):
+        total = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    else:
+        total = size
     if total > MAX_METADATA_BYTES:
         raise validation(f"metadata must have at most {MAX_METADATA_BYTES} bytes", field)
-    filterable = {k: v for k, v in value.items() if k not in non_filterable}
     for k, v in filterable.items():
         if not 1 <= len(k) <= 63:
             raise validation("metadata keys must be 1 to 63 characters", field)
         flat = v if isinstance(v, list) else [v]
         if any(isinstance(x, dict | list) or x is None for x in flat):
             raise validation(f"filterable metadata {k!r} must be a string, number, boolean or a list of them", field)
-    size = len(json.dumps(filterable, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_FILTERABLE_BYTES:
         raise validation(f"Filterable metadata must have at most {MAX_FILTERABLE_BYTES} bytes", field)
 
