@@ -103,6 +103,10 @@ async def build_restored(
         done += folded
         if progress is not None:
             progress(done, total)
+    # A copied version carries no vector index, and a restore may fold nothing after the copy:
+    # build what the data needs now, not at the restored index's first write.
+    await anyio.to_thread.run_sync(replay.dataset.open)
+    await anyio.to_thread.run_sync(replay.dataset.maintain)
     version = replay.dataset.version
     await store.put(
         keys.index_checkpoint(target.bucket_id, target.id), json.dumps({"seq": 0, "lance_version": version}).encode()
