@@ -57,7 +57,7 @@ class RunningServer:
             proxy_port=self.port,
         )
 
-    def oss(self, cred: Credential = ALICE, account: str | None = None) -> Any:
+    def oss(self, cred: Credential = ALICE, account: str | None = None, attempts: int | None = None) -> Any:
         """An OSS client; ``account`` is the bucket owner's (it goes into the Host), the caller's by default."""
         import alibabacloud_oss_v2 as oss
         import alibabacloud_oss_v2.vectors as oss_vectors
@@ -70,6 +70,8 @@ class RunningServer:
         # Bucket hosts (<bucket>-<account>.127.0.0.1:port) resolve nowhere: send everything through the
         # server as an HTTP proxy (the dict form; a plain string is silently ignored by the SDK).
         cfg.proxy_host = {"http": self.url}
+        if attempts is not None:
+            cfg.retry_max_attempts = attempts
         return oss_vectors.Client(cfg)
 
 

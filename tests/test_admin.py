@@ -166,9 +166,9 @@ def test_quotas_throttle_each_sdk_in_its_own_words(backend: Backend) -> None:
         import alibabacloud_oss_v2 as oss
         import alibabacloud_oss_v2.vectors as ov
 
-        with pytest.raises(oss.exceptions.OperationError) as oe:
+        with pytest.raises(oss.exceptions.OperationError) as oe:  # one attempt: no SDK retry to wait it out
             for _ in range(3):
-                srv.oss().put_vectors(
+                srv.oss(attempts=1).put_vectors(
                     ov.models.PutVectorsRequest(
                         bucket="hist",
                         index_name="docs",
