@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api import policy
+from api.bodies import parse_body
 from api.config import Credential, ServerConfig
 from api.dialects import ALL_DIALECTS, Dialect
 from api.errors import ApiError, Kind
@@ -96,16 +97,23 @@ Handler = Callable[[Call, Any], Awaitable[Any]]
 class Operation:
     model: type[BaseModel]
     handler: Handler
+    parser: Callable[[bytes], Any] | None = None
+
+    def parse(self, body: bytes) -> Any:
+        return self.parser(body) if self.parser is not None else parse_body(self.model, body)
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
-def operation(name: str, model: type[BaseModel]) -> Callable[[Handler], Handler]:
-    """Register ``handler`` as the implementation of ``POST /<name>`` (both dialects)."""
+def operation(
+    name: str, model: type[BaseModel], parser: Callable[[bytes], Any] | None = None
+) -> Callable[[Handler], Handler]:
+    """Register ``handler`` as the implementation of ``POST /<name>`` (every dialect). ``model``
+    describes the body; ``parser``, if given, reads it faster into what the handler takes."""
 
     def register(fn: Handler) -> Handler:
-        OPERATIONS[name] = Operation(model, fn)
+        OPERATIONS[name] = Operation(model, fn, parser)
         return fn
 
     return register

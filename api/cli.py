@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -77,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=_float(_env("WRITE_VECTORS_PER_SECOND")),
         help="default write quota per index (vectors put or deleted); off by default",
     )
+    serve.add_argument(
+        "--no-materialize",
+        action="store_true",
+        default=_env("NO_MATERIALIZE") == "1",
+        help="serve the API only; a separate `vecledger materialize` (or another server) folds the logs",
+    )
+    m = sub.add_parser(
+        "materialize",
+        help="fold every index's log into its Lance dataset, without serving the API",
+        description="Runs the materializers of every index under the root (one process per index at a "
+        "time holds its lease; start several for failover) next to API servers started with --no-materialize.",
+    )
+    m.add_argument("--root", default=_env("ROOT", "./data"), help="a folder, or s3://bucket/prefix (default ./data)")
+    m.add_argument("--s3-endpoint", default=_env("S3_ENDPOINT"), help="S3-compatible endpoint URL (MinIO, ...)")
+    m.add_argument("--region", default=_env("REGION", "us-east-1"))
     from api import cli_admin
 
     cli_admin.add_commands(sub, _env)
@@ -111,6 +127,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
             engine_settings(args.s3_endpoint, args.region),
             write_requests_per_second=args.write_requests_per_second,
             write_vectors_per_second=args.write_vectors_per_second,
+            run_materializers=not args.no_materialize,
         ),
     )
 
@@ -140,11 +157,28 @@ def serve(config: ServerConfig) -> None:
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
 
 
+def materialize(args: argparse.Namespace) -> None:
+    """Fold until interrupted; the engine follows the catalog for indexes created meanwhile."""
+    import anyio
+
+    from engine.engine import Engine
+
+    async def run() -> None:
+        async with Engine.open(args.root, engine_settings(args.s3_endpoint, args.region)) as engine:
+            logging.getLogger("vecledger").info("materializing %s as %s", args.root, engine.holder)
+            await anyio.sleep_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(run)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(server_config(args))
+    elif args.command == "materialize":
+        materialize(args)
     elif args.command in ("restore", "replay", "audit"):
         from api import cli_admin
 

@@ -49,6 +49,8 @@ class ServerConfig:
     credentials: dict[str, Credential] = field(default_factory=dict)
     engine: Settings = field(default_factory=Settings)
     clock_skew: float = 15 * 60
+    max_body_bytes: int = 20 * 1024 * 1024  # larger bodies are refused unread
+    body_timeout: float = 30.0  # seconds to receive a whole request body (slow clients are cut off)
 
     @property
     def public_host(self) -> str:
@@ -81,7 +83,8 @@ def root_credential(env: dict[str, str] | None = None) -> Credential | None:
 
 def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | None = None) -> Settings:
     """Engine settings: S3 credentials from the usual AWS variables; index tuning from
-    ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` and ``VECLEDGER_REFINE_FACTOR``."""
+    ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` and ``VECLEDGER_REFINE_FACTOR``; the
+    materializer lease time from ``VECLEDGER_LEASE_SECONDS``."""
     env = dict(os.environ) if env is None else env
     defaults = IndexTuning()
     tuning = IndexTuning(
@@ -91,6 +94,7 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     )
     return Settings(
         tuning=tuning,
+        lease_seconds=float(env.get("VECLEDGER_LEASE_SECONDS", Settings.lease_seconds)),
         s3=S3Settings(
             endpoint_url=s3_endpoint,
             region=env.get("VECLEDGER_S3_REGION", region),

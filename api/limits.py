@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from api.errors import validation
+from engine.log.payload import json_bytes
 
 INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
@@ -93,11 +94,8 @@ def metadata(value: Any, non_filterable: tuple[str, ...], field: str) -> None:
     if len(value) > MAX_METADATA_KEYS:
         raise validation(f"metadata may have at most {MAX_METADATA_KEYS} keys", field)
     filterable = {k: v for k, v in value.items() if k not in non_filterable}
-    size = len(json.dumps(filterable, separators=(",", ":"), ensure_ascii=False).encode())
-    if len(filterable) < len(value):
-        total = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    else:
-        total = size
+    size = len(json_bytes(filterable))
+    total = len(json_bytes(value)) if len(filterable) < len(value) else size
     if total > MAX_METADATA_BYTES:
         raise validation(f"metadata must have at most {MAX_METADATA_BYTES} bytes", field)
     for k, v in filterable.items():

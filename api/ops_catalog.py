@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from api import limits, models, policy
 from api.call import Call, operation
@@ -132,7 +132,18 @@ async def put_default_index_mode(call: Call, req: models.PutVectorBucketDefaultI
 # --- indexes --------------------------------------------------------------------------------
 
 
-async def index_ref(call: Call, req: models.IndexAddr, also: tuple[str, ...] = ()) -> IndexRef:
+class IndexAddress(Protocol):
+    """What names an index in a request body (a model, or the PutVectors fast path's batch)."""
+
+    @property
+    def vectorBucketName(self) -> str | None: ...
+    @property
+    def indexName(self) -> str | None: ...
+    @property
+    def indexArn(self) -> str | None: ...
+
+
+async def index_ref(call: Call, req: IndexAddress, also: tuple[str, ...] = ()) -> IndexRef:
     ref = call.dialect.index_of(call.account, call.host, req.vectorBucketName, req.indexName, req.indexArn)
     await call.authorize(ref.bucket_ref, ref.name, also)
     return ref

@@ -6,9 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-import numpy as np
-
 from api import limits, models
+from api.bodies import PutBatch, parse_put_vectors
 from api.call import Call, operation
 from api.errors import validation
 from api.ops_catalog import index_ref
@@ -32,23 +31,21 @@ def _keys(keys: list[str], high: int) -> list[str]:
     return keys
 
 
-@operation("PutVectors", models.PutVectors)
-async def put_vectors(call: Call, req: models.PutVectors) -> Any:
+@operation("PutVectors", models.PutVectors, parse_put_vectors)
+async def put_vectors(call: Call, req: PutBatch) -> Any:
     ref = await index_ref(call, req)
     index = await call.engine.get_index(ref)
-    limits.count(req.vectors, 1, limits.MAX_PUT, "vectors")
-    for i, v in enumerate(req.vectors):
-        if not 1 <= len(v.key) <= 1024:
+    limits.count(req.keys, 1, limits.MAX_PUT, "vectors")
+    for i, key in enumerate(req.keys):
+        if not 1 <= len(key) <= 1024:
             raise validation("key must be 1 to 1024 characters", f"vectors[{i}].key")
-        if len(v.data.float32) != index.dimension:
-            raise validation(
-                f"vector has dimension {len(v.data.float32)}; the index expects {index.dimension}",
-                f"vectors[{i}].data",
-            )
-        limits.metadata(v.metadata, index.non_filterable_keys, f"vectors[{i}].metadata")
-    call.dialect.check_batch([v.key for v in req.vectors], [v.metadata for v in req.vectors], index.non_filterable_keys)
-    data = np.array([v.data.float32 for v in req.vectors], dtype=np.float64)
-    await call.engine.put_vectors(call.ctx, ref, [v.key for v in req.vectors], data, [v.metadata for v in req.vectors])
+    for i, n in enumerate(req.lengths):
+        if n != index.dimension:
+            raise validation(f"vector has dimension {n}; the index expects {index.dimension}", f"vectors[{i}].data")
+    for i, meta in enumerate(req.metadata):
+        limits.metadata(meta, index.non_filterable_keys, f"vectors[{i}].metadata")
+    call.dialect.check_batch(req.keys, req.metadata, index.non_filterable_keys)
+    await call.engine.put_vectors(call.ctx, ref, req.keys, req.data, req.metadata)
     return None
 
 

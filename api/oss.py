@@ -192,7 +192,7 @@ async def route(call: Call, method: str, query_string: str, headers: dict[str, s
         if sub in VECTOR_OPS and method == "POST":
             call.operation = VECTOR_OPS[sub]
             op = OPERATIONS[call.operation]
-            return await op.handler(call, parse_body(op.model, body))
+            return await op.handler(call, op.parse(body))
         found = ROUTES.get((method, sub))
         if found is None:
             raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown operation {method} /?{sub}")

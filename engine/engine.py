@@ -9,6 +9,8 @@ The engine knows nothing of dialects: names arrive as (account, bucket name, ind
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +29,7 @@ from engine.errors import (
     CorruptEvent,
     IndexNotFound,
     PolicyNotFound,
+    StoreUnavailable,
     ValidationError,
 )
 from engine.live_index import LiveIndex
@@ -51,6 +54,8 @@ class Engine(VectorOps, RecoveryOps):
         self._tg: TaskGroup | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
         self.failed_materializers: dict[str, BaseException] = {}
+        # Names this process in materializer leases (and in logs when one takes over from another).
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{ids.new_id()[:8]}"
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -72,6 +77,8 @@ class Engine(VectorOps, RecoveryOps):
                 engine._tg = tg
                 for index in list(engine.catalog.state.indexes.values()):
                     await engine._live_index(index)
+                if settings.run_materializers:
+                    tg.start_soon(engine._follow_catalog)
                 yield engine
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -92,7 +99,7 @@ class Engine(VectorOps, RecoveryOps):
             return live
         async with self._opening:
             if index.id not in self._live:
-                live = LiveIndex(self.store, index, self.settings, self.clock, self.ids)
+                live = LiveIndex(self.store, index, self.settings, self.clock, self.ids, self.holder)
                 await live.open()
                 self._live[index.id] = live
                 if self.settings.run_materializers and self._tg is not None:
@@ -106,6 +113,24 @@ class Engine(VectorOps, RecoveryOps):
                 await live.materializer.run()
             except CorruptEvent as e:
                 self.failed_materializers[live.index.id] = e
+            finally:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await live.materializer.release()  # let another process take over at once
+
+    async def _follow_catalog(self) -> None:
+        """Start folding indexes other processes create, stop for those they delete: every
+        process that materializes is a candidate for every index's lease."""
+        while True:
+            await anyio.sleep(self.settings.materialize_idle_interval)
+            try:
+                state = await self.catalog.refresh()
+            except StoreUnavailable:
+                continue
+            for index in list(state.indexes.values()):
+                if index.id not in self._live:
+                    await self._live_index(index)
+            for index_id in [i for i in self._live if i not in state.indexes]:
+                self._forget(index_id)
 
     def _forget(self, index_id: str) -> None:
         scope = self._scopes.pop(index_id, None)

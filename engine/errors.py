@@ -118,6 +118,16 @@ class PartialBatch(StoreUnavailable):
         self.chunks = chunks
 
 
+class LeaseLost(VecledgerError):
+    """This process no longer holds an index's materializer lease: another took it over (or it
+    expired while this one was paused). Its next Lance commit or checkpoint must not happen."""
+
+    def __init__(self, key: str, generation: int | None) -> None:
+        super().__init__(f"{key}: the lease is now at generation {generation}")
+        self.key = key
+        self.generation = generation
+
+
 class Unavailable(VecledgerError):
     """The engine cannot serve the request now (store down, shutting down). Retry later."""
 

@@ -18,13 +18,13 @@ match scalar numbers only; booleans are not numbers.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ValidationError
+from engine.log.payload import json_bytes
 
 MAX_DEPTH = 10
 MAX_NODES = 1_000
@@ -81,7 +81,7 @@ def index_terms(meta: Metadata | None, non_filterable: Collection[str]) -> tuple
             tokens.append(_token(k, v))
             if _is_number(v):
                 numbers[k] = float(v)
-    return tokens, json.dumps(numbers, separators=(",", ":"))
+    return tokens, json_bytes(numbers).decode()
 
 
 def _sql_str(s: str) -> str:

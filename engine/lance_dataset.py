@@ -23,12 +23,33 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine import failpoints
 from engine.distance import distances
+from engine.log.payload import vector_matrix
 from engine.settings import IndexTuning
 from engine.store import LanceLocation
 
 VECTOR_INDEX = "vector_idx"
 _LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
+
+
+# One cache of opened indexes and file metadata for the whole process. The materializer publishes a
+# fresh handle per fold; with a session each, every handle would load the IVF-PQ index (tens of MB
+# at 1M rows) again on its first query and hold its own copy until collected.
+INDEX_CACHE_BYTES = 512 * 1024 * 1024
+METADATA_CACHE_BYTES = 128 * 1024 * 1024
+_session: Any = None
+
+
+def _open(location: LanceLocation, version: int | None) -> Any:
+    global _session
+    if _session is None:
+        _session = lance.Session(  # type: ignore[attr-defined]
+            index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES
+        )
+    return lance.dataset(
+        location.uri, version=version, storage_options=location.storage_options or None, session=_session
+    )
 
 
 def key_hash(key: str) -> int:
@@ -87,9 +108,7 @@ class LanceDataset:
     def open(self, version: int | None = None) -> bool:
         """Open the newest version (or ``version``); False if the dataset does not exist yet."""
         try:
-            self._ds = lance.dataset(
-                self.location.uri, version=version, storage_options=self.location.storage_options or None
-            )
+            self._ds = _open(self.location, version)
         except (FileNotFoundError, ValueError, OSError) as e:
             if "not found" in str(e).lower() or "does not exist" in str(e).lower() or isinstance(e, FileNotFoundError):
                 self._ds = None
@@ -173,6 +192,7 @@ class LanceDataset:
         return int(segments[0].get("num_partitions") or 1)
 
     def _build(self, rows: int) -> None:
+        failpoints.hit("materializer.index_build")
         partitions, sub = ivf_pq_params(rows, self.dimension)
         self._ds.create_index(
             "vector",
@@ -225,26 +245,71 @@ def _matches(ds: Any, sql_filter: str) -> int:
     return _match_counts[key]
 
 
+@dataclass(frozen=True)
+class _Shape:
+    rows: int
+    partitions: int  # 0: no vector index (flat search)
+    nprobes: int
+
+
+_shapes: dict[tuple[str, int], _Shape] = {}
+
+
+def shape(ds: Any, tuning: IndexTuning) -> _Shape:
+    """Rows, partitions, and the partitions an unfiltered query probes: enough to scan the share of
+    the rows ``tuning.nprobes`` scans in an index trained on all of them. Cached per version (the
+    materializer warms it when it publishes, so no query pays for the index statistics).
+
+    The materializer re-trains only when the rows outgrow the partitioning 4x, so its index often
+    has fewer, larger partitions than a fresh one; probing the same count would scan up to twice
+    the rows for no gain in recall.
+    """
+    key = (str(ds.uri), int(ds.version))
+    if key not in _shapes:
+        if len(_shapes) > 4096:
+            _shapes.clear()
+        rows, partitions, count = int(ds.count_rows()), 0, tuning.nprobes
+        if any(i["name"] == VECTOR_INDEX for i in ds.list_indices()):
+            segments = ds.stats.index_stats(VECTOR_INDEX).get("segments") or [{}]
+            partitions = int(segments[0].get("num_partitions") or 0)
+            ideal = ivf_pq_params(rows, ds.schema.field("vector").type.list_size)[0]
+            if partitions:
+                count = max(min(4, partitions), min(partitions, round(tuning.nprobes * partitions / ideal)))
+        _shapes[key] = _Shape(rows, partitions, count)
+    return _shapes[key]
+
+
 def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | None, tuning: IndexTuning) -> list[Hit]:
     """Top-``k`` rows by exact distance (refined), with the filter applied before the search.
 
     IVF probes only some partitions; a prefilter that keeps few rows leaves few candidates there
     (research/lance.md), so a filter that keeps at most ``tuning.exact_filter_rows`` rows is
-    answered by exact search over those rows, and a broader one probes more partitions while fewer
-    than ``k`` rows have been found.
+    answered by exact search over those rows, and a broader one probes more partitions: the
+    nearest rows that pass a filter keeping a share ``s`` of the data lie ~1/sqrt(s) further out,
+    so it probes ``nprobes / sqrt(s)`` (the prefilter keeps the extra partitions cheap: only rows
+    that pass are scored), and more still while fewer than ``k`` rows have been found.
     """
     if ds is None or k <= 0:
         return []
+    dims = shape(ds, tuning)
+    nprobes = dims.nprobes
+    use_index = True
+    if sql_filter is not None:
+        matches = _matches(ds, sql_filter)
+        if matches <= tuning.exact_filter_rows:
+            use_index = False
+        elif dims.partitions:
+            nprobes = min(dims.partitions, math.ceil(nprobes / math.sqrt(matches / max(1, dims.rows))))
     nearest: dict[str, Any] = {
         "column": "vector",
         "q": query,
         "k": k,
         "metric": _LANCE_METRIC[metric],
-        "minimum_nprobes": tuning.nprobes,
-        "maximum_nprobes": max(tuning.nprobes, 4096),
+        "minimum_nprobes": nprobes,
+        "maximum_nprobes": max(nprobes, 4096),
         "refine_factor": tuning.refine_factor,
     }
-    if sql_filter is not None and _matches(ds, sql_filter) <= tuning.exact_filter_rows:
+    if not use_index:
         nearest["use_index"] = False
     table = ds.to_table(
         nearest=nearest,
@@ -255,9 +320,7 @@ def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | No
     )
     if len(table) == 0:
         return []
-    vec = table.column("vector").combine_chunks()
-    flat = vec.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(table), -1)
-    dist = distances(flat, query, metric)
+    dist = distances(vector_matrix(table.column("vector")), query, metric)
     order = np.argsort(dist, kind="stable")
     keys, metas = table.column("key").to_pylist(), table.column("metadata").to_pylist()
     return [Hit(keys[i], float(dist[i]), metas[i]) for i in order]
@@ -288,32 +351,51 @@ def scan_keys(
 
 
 def copy_version(source: LanceLocation, version: int, target: LanceLocation) -> int:
-    """Copy one version of a dataset into a new one, streaming batches; returns the new version."""
-    src = lance.dataset(source.uri, version=version, storage_options=source.storage_options or None)
-    reader = pa.RecordBatchReader.from_batches(src.schema, src.to_batches())
-    ds = lance.write_dataset(reader, target.uri, mode="create", storage_options=target.storage_options or None)
+    """Copy one version of a dataset, with its vector index, into a new one; returns the new version.
+
+    A deep clone copies the files that version references (data, deletions, indexes), so a
+    restore costs a file copy rather than a rewrite and an index build, and the copy does not
+    depend on the source's files staying around.
+    """
+    src = _open(source, version)
+    ds = src.deep_clone(target.uri, version, storage_options=target.storage_options or None)
     return int(ds.version)
 
 
-def rows_by_key(ds: Any) -> dict[str, tuple[bytes, str | None]]:
-    """Every row as key -> (vector bytes, metadata text), for consistency checks."""
-    out: dict[str, tuple[bytes, str | None]] = {}
-    if ds is None:
-        return out
-    for batch in ds.to_batches(columns=["key", "vector", "metadata"]):
-        vec = batch.column("vector")
-        flat = vec.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(batch), -1)
-        for i, (key, meta) in enumerate(
-            zip(batch.column("key").to_pylist(), batch.column("metadata").to_pylist(), strict=True)
-        ):
-            out[key] = (flat[i].tobytes(), meta)
-    return out
+_DIGEST_WEIGHTS = np.random.default_rng(20261125).integers(1, 2**63, size=65536, dtype=np.uint64) | np.uint64(1)
+
+
+def row_digests(ds: Any) -> pa.Table:
+    """Every row as (key, vector digest, metadata digest), sorted by key: what a consistency check
+    compares, streamed batch by batch so that a million rows cost ~30 MB rather than their vectors.
+
+    The vector digest is a weighted sum of the float32 bit patterns (mod 2**64), so one flipped bit
+    changes it; the metadata digest hashes the stored text. Both are only compared within one process.
+    """
+    keys, vec_digests, meta_digests = [], [], []
+    if ds is not None:
+        for batch in ds.to_batches(columns=["key", "vector", "metadata"]):
+            if batch.num_rows == 0:
+                continue
+            bits = vector_matrix(batch.column("vector")).view(np.uint32).astype(np.uint64)
+            with np.errstate(over="ignore"):
+                vec_digests.append((bits * _DIGEST_WEIGHTS[: bits.shape[1]]).sum(axis=1, dtype=np.uint64))
+            meta_digests.append(np.array([hash(m) for m in batch.column("metadata").to_pylist()], dtype=np.int64))
+            keys.append(batch.column("key"))
+    table = pa.table(
+        {
+            "key": pa.chunked_array(keys, pa.string()),
+            "vector": pa.array(np.concatenate(vec_digests) if vec_digests else np.zeros(0, np.uint64)),
+            "metadata": pa.array(np.concatenate(meta_digests) if meta_digests else np.zeros(0, np.int64)),
+        }
+    )
+    return table.sort_by("key")
 
 
 def open_version(location: LanceLocation, version: int | None) -> Any:
     """A read-only handle on one version (None: the newest); None if the dataset does not exist."""
     try:
-        return lance.dataset(location.uri, version=version, storage_options=location.storage_options or None)
+        return _open(location, version)
     except (ValueError, OSError, FileNotFoundError) as e:
         if "not found" in str(e).lower() or isinstance(e, FileNotFoundError):
             return None

@@ -10,28 +10,30 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import numpy as np
 
 from engine import keys
 from engine.catalog_state import Index
 from engine.clock import Clock, IdSource
 from engine.context import RequestContext
-from engine.errors import PartialBatch, StoreUnavailable, ValidationError
+from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Unavailable, ValidationError
 from engine.filters import Filter
 from engine.lance_dataset import Hit, key_hash, scan_keys, search, take
+from engine.lease import Lease
 from engine.log import Appender, EventObject, read_log
 from engine.log.event import ARROW, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
-from engine.log.payload import VectorBatch, Vectors, encode_vectors
+from engine.log.payload import VectorBatch, Vectors, encode_vectors, parse_metadata, vector_matrix
 from engine.materializer import Checkpoint, Materializer, read_checkpoint
 from engine.quota import WriteQuota
 from engine.settings import Settings
 from engine.store import ObjectStore
 from engine.tail import Tail, TailRow
 
+log = logging.getLogger("vecledger.index")
 CHECKPOINT_POLL = 1.0  # seconds between checkpoint reads when another process folds this index
 
 
@@ -65,7 +67,9 @@ def _decode_token(token: str, segment_count: int, segment_index: int) -> str:
 
 
 class LiveIndex:
-    def __init__(self, store: ObjectStore, index: Index, settings: Settings, clock: Clock, ids: IdSource) -> None:
+    def __init__(
+        self, store: ObjectStore, index: Index, settings: Settings, clock: Clock, ids: IdSource, holder: str
+    ) -> None:
         self.store = store
         self.index = index
         self.settings = settings
@@ -75,11 +79,13 @@ class LiveIndex:
         self.tail = Tail(index.metric)
         self.checkpoint = Checkpoint()
         self.reader: Any = None
-        self.materializer = Materializer(store, index, settings, publish=self.publish)
+        lease = Lease(store, keys.index_lease(index.bucket_id, index.id), holder, clock, settings.lease_seconds)
+        self.materializer = Materializer(store, index, settings, publish=self.publish, lease=lease)
         self._appender: Appender | None = None
         self._refresh_lock = anyio.Lock()
         self._last_checkpoint_poll = 0.0
         self.quota = WriteQuota(clock)
+        self.corrupt: CorruptEvent | None = None
 
     async def open(self) -> None:
         self.checkpoint = await read_checkpoint(self.store, self.index)
@@ -107,12 +113,15 @@ class LiveIndex:
     async def refresh(self) -> None:
         """Pull every event past the tail (written by any process) into the tail."""
         async with self._refresh_lock:
-            async for obj in read_log(self.store, self.prefix, self.tail.seq):
-                self.tail.apply(obj)
-            if (
-                not self.settings.run_materializers
-                and self.clock.monotonic() - self._last_checkpoint_poll >= CHECKPOINT_POLL
-            ):
+            if self.corrupt is None:
+                try:
+                    async for obj in read_log(self.store, self.prefix, self.tail.seq):
+                        self.tail.apply(obj)
+                except CorruptEvent as e:
+                    # Never skip an entry: reads keep the last good state, writes are refused.
+                    log.error("index %s: %s; serving the state before it, refusing writes", self.index.id, e)
+                    self.corrupt = e
+            if not self.materializer.leading and self.clock.monotonic() - self._last_checkpoint_poll >= CHECKPOINT_POLL:
                 self._last_checkpoint_poll = self.clock.monotonic()
                 cp = await read_checkpoint(self.store, self.index)
                 if cp.seq > self.checkpoint.seq:
@@ -122,6 +131,11 @@ class LiveIndex:
 
     async def _append(self, events: list[Event]) -> int:
         assert self._appender is not None, "LiveIndex.open() first"
+        if self.corrupt is not None:
+            raise Unavailable(
+                f"index {self.index.name!r} cannot take writes: its log is corrupt at {self.corrupt.key} "
+                "(restore the object from a backup, or restore the index to a seq before it)"
+            )
         seq = await self._appender.append(events)
         if self.tail.seq < seq:
             await self.refresh()
@@ -193,7 +207,7 @@ class LiveIndex:
             if key not in self.tail:
                 from_lance.append(key)
             elif (row := self.tail.lookup(key)) is not None:
-                found[key] = VectorRecord(key, row.vector, json.loads(row.metadata) if row.metadata else None)
+                found[key] = VectorRecord(key, row.vector, parse_metadata(row.metadata))
         if from_lance:
             table = await anyio.to_thread.run_sync(take, self.reader, from_lance, ["key", "vector", "metadata"])
             for rec in _records(table):
@@ -220,7 +234,7 @@ class LiveIndex:
             )
 
         def matches(r: TailRow) -> bool:
-            return flt is None or flt.predicate(json.loads(r.metadata) if r.metadata else {})
+            return flt is None or flt.predicate(parse_metadata(r.metadata) or {})
 
         tail_rows = {r.key: r for r in tail.live_rows() if mine(r.key) and matches(r)}
         touched = tail.touched()
@@ -237,7 +251,7 @@ class LiveIndex:
         for k in page:
             if k in tail_rows:
                 r = tail_rows[k]
-                records[k] = VectorRecord(k, r.vector, json.loads(r.metadata) if r.metadata else None)
+                records[k] = VectorRecord(k, r.vector, parse_metadata(r.metadata))
         out = [_shape(records[k], return_data, return_metadata) for k in page if k in records]
         next_token = _encode_token(page[-1], segment_count, segment_index) if more and page else None
         return ListPage(out, next_token)
@@ -246,13 +260,9 @@ class LiveIndex:
 def _records(table: Any) -> list[VectorRecord]:
     if len(table) == 0:
         return []
-    vec = table.column("vector").combine_chunks()
-    flat = vec.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(table), -1)
+    flat = vector_matrix(table.column("vector"))
     metas = table.column("metadata").to_pylist()
-    return [
-        VectorRecord(k, flat[i], json.loads(metas[i]) if metas[i] else None)
-        for i, k in enumerate(table.column("key").to_pylist())
-    ]
+    return [VectorRecord(k, flat[i], parse_metadata(metas[i])) for i, k in enumerate(table.column("key").to_pylist())]
 
 
 def _shape(rec: VectorRecord, return_data: bool, return_metadata: bool) -> VectorRecord:

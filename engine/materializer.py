@@ -5,6 +5,10 @@ The loop: read the events after the checkpoint (many per fold), fold them in mem
 delete and one upsert commit, maintain the vector index, then write the checkpoint
 ``{seq, lance_version}``. A crash between the Lance commit and the checkpoint makes the next run
 fold the same events again, which changes nothing: upserts and deletes by key are idempotent.
+
+An index's own materializer folds only while its process holds the index's lease
+(``engine/lease.py``); the lease generation is checked before every Lance commit and written into
+the checkpoint, so a holder that lost the lease cannot move either.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
+import orjson
 import pyarrow as pa
 
-from engine import keys
+from engine import failpoints, keys
 from engine.catalog_state import Index
-from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed
+from engine.errors import CorruptEvent, LeaseLost, ObjectNotFound, PreconditionFailed, StoreUnavailable
 from engine.filters import index_terms
-from engine.lance_dataset import LanceDataset, key_hash
+from engine.lance_dataset import LanceDataset, key_hash, shape
+from engine.lease import Lease
 from engine.log import read_log
 from engine.log.event import VECTORS_RESTORED
 from engine.log.payload import VectorBatch, vectors_array
@@ -38,6 +44,7 @@ class Checkpoint:
     seq: int = -1
     lance_version: int = 0
     etag: str | None = None
+    generation: int | None = None  # the lease generation of the materializer that wrote it
 
 
 async def read_checkpoint(store: ObjectStore, index: Index, key: str | None = None) -> Checkpoint:
@@ -46,14 +53,15 @@ async def read_checkpoint(store: ObjectStore, index: Index, key: str | None = No
     except ObjectNotFound:
         return Checkpoint()
     doc = json.loads(blob.data)
-    return Checkpoint(int(doc["seq"]), int(doc["lance_version"]), blob.etag)
+    generation = doc.get("generation")
+    return Checkpoint(int(doc["seq"]), int(doc["lance_version"]), blob.etag, generation)
 
 
 def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
     """Rows in the dataset's schema, with the filter columns derived from the metadata."""
     tokens, numbers = [], []
     for meta in rows.metadata:
-        t, n = index_terms(json.loads(meta) if meta else None, non_filterable)
+        t, n = index_terms(orjson.loads(meta) if meta else None, non_filterable)
         tokens.append(t)
         numbers.append(n)
     return pa.table(
@@ -87,6 +95,7 @@ class Materializer:
         target: str | None = None,
         until: int | None = None,
         checkpoint_key: str | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -94,8 +103,10 @@ class Materializer:
         self.publish = publish
         self.until = until
         self.root = keys.index_root(index.bucket_id, index.id) if target is None else target
-        # Only an index's own materializer keeps the seq -> Lance version history restores start from.
+        # Only an index's own materializer keeps the seq -> Lance version history restores start from,
+        # and maintains the vector index as it folds: a replay builds it once, at the end, if at all.
         self.record_versions = target is None
+        self.maintain_index = target is None
         self.checkpoint_key = checkpoint_key or keys.checkpoint_under(self.root)
         location = store.lance_location(keys.lance_under(self.root))
         self.dataset = LanceDataset(location, index.dimension, index.metric, settings.tuning)
@@ -106,6 +117,7 @@ class Materializer:
         self._wake = anyio.Event()
         self.folds = 0
         self.last_maintenance: list[str] = []
+        self.lease = lease
 
     @property
     def _log_prefix(self) -> str:
@@ -117,33 +129,83 @@ class Materializer:
             await anyio.to_thread.run_sync(self.dataset.open)
         return self.checkpoint
 
+    @property
+    def leading(self) -> bool:
+        """Whether this materializer is the one folding its index (it holds the lease, if any)."""
+        return self.lease is None or self.lease.held
+
     async def run_once(self) -> int:
-        """Fold what the log holds past the checkpoint; returns the number of event objects folded."""
+        """Fold what the log holds past the checkpoint; returns the number of event objects folded
+        (0 also when another process holds the lease)."""
         async with self._lock:
-            return await self._fold()
+            if self.lease is None:
+                return await self._fold()
+            was_held = self.lease.held
+            if not await self.lease.hold():
+                return 0
+            if not was_held:
+                self.checkpoint = None  # taking over: start from what the last holder wrote
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._keep_lease, self.lease)
+                    try:
+                        folded = await self._fold()
+                    finally:
+                        tg.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None  # the fold's own error, not a group of one
+                raise
+            return folded
+
+    @staticmethod
+    async def _keep_lease(lease: Lease) -> None:
+        """Renew the lease while a long fold (an index build) runs."""
+        while lease.generation is not None:
+            await anyio.sleep(lease.duration / 3)
+            await lease.hold()
+
+    async def _fence(self) -> int | None:
+        return None if self.lease is None else await self.lease.check()
+
+    async def release(self) -> None:
+        if self.lease is not None:
+            await self.lease.release()
 
     async def _fold(self) -> int:
         cp = await self._start()
         tail = Tail(self.index.metric, base_seq=cp.seq)
         folded = 0
-        async for obj in read_log(self.store, self._log_prefix, cp.seq, until=self.until):
-            marker = next((e for e in obj.events if e.type == VECTORS_RESTORED), None)
-            if marker is not None:
-                if folded:
-                    break  # fold what came before; the marker starts the next run
-                await self._fold_restored(obj.seq, marker.json())
-                return 1
-            tail.apply(obj)
-            folded += 1
-            if folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows:
-                break
+        try:
+            async for obj in read_log(self.store, self._log_prefix, cp.seq, until=self.until):
+                marker = next((e for e in obj.events if e.type == VECTORS_RESTORED), None)
+                if marker is not None:
+                    if folded:
+                        break  # fold what came before; the marker starts the next run
+                    await self._fold_restored(obj.seq, marker.json())
+                    return 1
+                tail.apply(obj)
+                folded += 1
+                if folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows:
+                    break
+        except StoreUnavailable:
+            if not folded:
+                raise
+            # Fold what was read: on a flaky store, a long backlog still makes progress.
         if not folded:
             return 0
-        upserts = rows_table(tail.live_batch(self.index.dimension), self.index.non_filterable_keys)
-        deletes = tail.deleted_keys()
-        await anyio.to_thread.run_sync(self.dataset.apply, upserts, deletes)
-        self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
-        await self._commit_checkpoint(Checkpoint(tail.seq, self.dataset.version))
+        # Building the rows (metadata parsing, filter columns) is CPU work: off the event loop.
+        upserts = await anyio.to_thread.run_sync(
+            rows_table, tail.live_batch(self.index.dimension), self.index.non_filterable_keys
+        )
+        await self._fence()
+        await anyio.to_thread.run_sync(self.dataset.apply, upserts, tail.deleted_keys())
+        await self._fence()
+        if self.maintain_index:
+            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
+        failpoints.hit("materializer.after_lance_commit")
+        generation = await self._fence()
+        await self._commit_checkpoint(Checkpoint(tail.seq, self.dataset.version, generation=generation))
         self.folds += 1
         return folded
 
@@ -159,14 +221,21 @@ class Materializer:
             until=int(marker["upto_seq"]),
             checkpoint_key=keys.restore_checkpoint(self.root, seq),
         )
+        await self._fence()
         await nested.run_to_end()
         await anyio.to_thread.run_sync(self.dataset.open)
-        await self._commit_checkpoint(Checkpoint(seq, self.dataset.version))
+        if self.maintain_index:
+            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
+        generation = await self._fence()
+        await self._commit_checkpoint(Checkpoint(seq, self.dataset.version, generation=generation))
 
     async def _commit_checkpoint(self, new: Checkpoint) -> None:
         """Write the checkpoint by compare-and-swap, so that it never moves backwards."""
         key = self.checkpoint_key
-        data = json.dumps({"seq": new.seq, "lance_version": new.lance_version}).encode()
+        doc: dict[str, Any] = {"seq": new.seq, "lance_version": new.lance_version}
+        if new.generation is not None:
+            doc["generation"] = new.generation
+        data = json.dumps(doc).encode()
         old = self.checkpoint or Checkpoint()
         try:
             if old.etag is None:
@@ -176,13 +245,15 @@ class Materializer:
         except (PreconditionFailed, ObjectNotFound):
             # Another materializer moved it; adopt whichever is further along.
             theirs = await read_checkpoint(self.store, self.index, key)
+            if (theirs.generation or 0) > (new.generation or 0) and new.generation is not None:
+                raise LeaseLost(key, theirs.generation) from None  # a newer holder wrote it: fenced
             if theirs.seq >= new.seq:
                 self.checkpoint = theirs
                 await self._publish()
                 return
             self.checkpoint = theirs
             return await self._commit_checkpoint(new)
-        self.checkpoint = Checkpoint(new.seq, new.lance_version, etag)
+        self.checkpoint = Checkpoint(new.seq, new.lance_version, etag, new.generation)
         if self.record_versions:
             await self.store.put(keys.index_version(self.index.bucket_id, self.index.id, new.seq), data)
         await self._publish()
@@ -195,6 +266,8 @@ class Materializer:
     def _reader(self) -> Any:
         fresh = LanceDataset(self.dataset.location, self.index.dimension, self.index.metric, self.settings.tuning)
         fresh.open()
+        if fresh.snapshot() is not None:
+            shape(fresh.snapshot(), self.settings.tuning)  # reads index stats here, not in a query
         return fresh.snapshot()
 
     async def run_to_end(self) -> int:
@@ -226,12 +299,19 @@ class Materializer:
                     await anyio.sleep(base)
                     continue
                 delay = min(self.settings.materialize_idle_interval, delay * 2)
+                if not self.leading:
+                    # Another process folds this index: check back often enough to take over
+                    # within the lease time if it dies.
+                    delay = min(delay, self.lease.duration / 4) if self.lease is not None else delay
             except CorruptEvent:
                 log.exception("index %s: corrupt event; materializer stopped", self.index.id)
                 raise
+            except LeaseLost as e:
+                log.warning("index %s: materializer lease lost (%s); another process folds it now", self.index.id, e)
+                delay = base
             except Exception:
                 log.exception("index %s: fold failed; retrying in %.1fs", self.index.id, delay)
-                delay = min(30.0, delay * 2)
+                delay = min(self.settings.materialize_idle_interval, delay * 2)
             with anyio.move_on_after(delay):
                 await self._wake.wait()
             if self._wake.is_set():

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import anyio
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine import keys
 from engine.catalog_state import Index
 from engine.context import RequestContext
 from engine.errors import CorruptEvent, ValidationError
-from engine.lance_dataset import copy_version, open_version, rows_by_key
+from engine.lance_dataset import copy_version, open_version, row_digests
 from engine.log import Event, tail_seq
 from engine.log.event import VECTORS_RESTORED, decode_header, encode, json_payload
 from engine.materializer import Materializer, read_checkpoint
@@ -103,8 +105,8 @@ async def build_restored(
         done += folded
         if progress is not None:
             progress(done, total)
-    # A copied version carries no vector index, and a restore may fold nothing after the copy:
-    # build what the data needs now, not at the restored index's first write.
+    # A replay folds without maintaining the vector index (one build at the end beats a build and
+    # retrains along the way); a copied version carries its index, which this only extends.
     await anyio.to_thread.run_sync(replay.dataset.open)
     await anyio.to_thread.run_sync(replay.dataset.maintain)
     version = replay.dataset.version
@@ -128,28 +130,42 @@ class CheckReport:
 
 async def replay_check(store: ObjectStore, settings: Settings, index: Index, nonce: str) -> CheckReport:
     """Re-fold the index from seq 0 into a scratch dataset and compare it with the live one, row by
-    row: keys, vectors bit for bit, metadata. Loads both into memory; meant for audits, not hot paths."""
+    row: keys, vectors bit for bit, metadata. Streams both as per-row digests, so memory stays
+    small whatever the index size."""
     cp = await read_checkpoint(store, index)
     scratch = keys.scratch_root(f"check-{index.id}-{nonce}")
     replay = Materializer(store, index, settings, target=scratch, until=cp.seq)
     try:
         await replay.run_to_end()
         live_loc = store.lance_location(keys.index_lance(index.bucket_id, index.id))
-        live = rows_by_key(await anyio.to_thread.run_sync(open_version, live_loc, cp.lance_version or None))
-        again = rows_by_key(replay.dataset.snapshot())
+        live_ds = await anyio.to_thread.run_sync(open_version, live_loc, cp.lance_version or None)
+        live = await anyio.to_thread.run_sync(row_digests, live_ds)
+        again = await anyio.to_thread.run_sync(row_digests, replay.dataset.snapshot())
     finally:
         async for info in store.list(scratch):
             await store.delete(info.key)
     report = CheckReport(cp.seq, len(live), len(again))
-    for key in sorted(set(live) | set(again)):
-        a, b = live.get(key), again.get(key)
-        if a is None or b is None:
-            report.mismatches.append(f"{key}: only in the {'replay' if a is None else 'live dataset'}")
-        elif a[0] != b[0]:
-            report.mismatches.append(f"{key}: vectors differ")
-        elif a[1] != b[1]:
-            report.mismatches.append(f"{key}: metadata differs")
+    report.mismatches = await anyio.to_thread.run_sync(_differences, live, again)
     return report
+
+
+def _differences(live: pa.Table, again: pa.Table) -> list[str]:
+    """What differs between two key-sorted digest tables (``row_digests``), key by key."""
+    if live.column("key").equals(again.column("key")):
+        out = []
+        for column, what in (("vector", "vectors differ"), ("metadata", "metadata differs")):
+            differ = pc.not_equal(live.column(column), again.column(column))
+            keys_ = live.column("key").filter(differ).to_pylist()
+            out += [f"{k}: {what}" for k in keys_]
+        return sorted(out)
+    a, b = set(live.column("key").to_pylist()), set(again.column("key").to_pylist())
+    only = [f"{k}: only in the live dataset" for k in a - b] + [f"{k}: only in the replay" for k in b - a]
+    common = pa.array(sorted(a & b), pa.string())
+
+    def shared(t: pa.Table) -> pa.Table:
+        return t.filter(pc.is_in(t.column("key"), common))
+
+    return sorted(only) + _differences(shared(live), shared(again))
 
 
 def check_upto(upto: int, tail: int, what: str) -> int:

@@ -51,12 +51,15 @@ class Settings:
     max_event_bytes: int = 16 * 1024 * 1024
     # Materializer: fold at most this many events per Lance commit, and poll this often when idle.
     fold_max_events: int = 2_000
-    fold_max_rows: int = 200_000
+    fold_max_rows: int = 50_000
     materialize_interval: float = 0.2
     # An idle materializer polls the log for other processes' writes at most this far apart.
     materialize_idle_interval: float = 5.0
     # Run materializers inside this engine (False for a pure API replica or a test that folds by hand).
     run_materializers: bool = True
+    # One process folds an index at a time: it holds a lease this long, renewed every third of it.
+    # A holder that dies hands over within this time.
+    lease_seconds: float = 10.0
     max_dimension: int = 4096
     # Default write quotas per index (None: unlimited); an index's own quota overrides them.
     write_requests_per_second: float | None = None

@@ -6,7 +6,6 @@ what makes a request meaningless to the engine whatever dialect sent it.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -109,7 +108,3 @@ def batch(index: Index, keys_: list[str], vectors: Any, metas: list[Any]) -> Vec
 
 def metadata_size(text: str | None) -> int:
     return 0 if text is None else len(text.encode())
-
-
-def parse_metadata(text: str | None) -> dict[str, Any] | None:
-    return None if text is None else dict(json.loads(text))

@@ -217,3 +217,27 @@ async def test_a_deleted_bucket_and_index_can_be_restored(backend: Backend) -> N
         restored = await eng.restore_index(CTX, INDEX, back, to_seq=0)
         assert (restored.metric, restored.non_filterable_keys) == ("cosine", ("note",))
         assert await snapshot(eng, back) == before
+
+
+async def test_replay_check_names_a_changed_vector_and_changed_metadata(backend: Backend) -> None:
+    import anyio
+
+    from engine.log.payload import VectorBatch
+    from engine.materializer import rows_table
+
+    async with backend.engine() as eng:
+        await eng.create_bucket(CTX, BUCKET)
+        await eng.create_index(CTX, INDEX, dimension=D, metric="euclidean")
+        await eng.put_vectors(CTX, INDEX, ["a", "b"], np.eye(2, D, dtype=np.float32), [{"x": 1}, None])
+        live = await eng.live(INDEX)
+        await live.materializer.run_to_end()
+        # One flipped bit in b's vector, and a's metadata rewritten, behind the log's back.
+        vectors = np.eye(2, D, dtype=np.float32)
+        vectors[1].view(np.uint32)[3] ^= 1
+        forged = VectorBatch(["a", "b"], vectors, ['{"x":2}', None])
+        await anyio.to_thread.run_sync(live.materializer.dataset.apply, rows_table(forged, ()), [])
+        index = await eng.get_index(INDEX)
+        cp = {"seq": live.materializer.checkpoint.seq, "lance_version": live.materializer.dataset.version}  # type: ignore[union-attr]
+        await eng.store.put(keys.index_checkpoint(index.bucket_id, index.id), json.dumps(cp).encode())
+        report = await eng.replay_check(INDEX)
+        assert report.mismatches == ["a: metadata differs", "b: vectors differ"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pyarrow as pa
 
 from engine.errors import CorruptEvent
@@ -40,14 +42,40 @@ class VectorBatch:
         return int(self.vectors.nbytes) + sum(len(k) for k in self.keys) + sum(len(m or "") for m in self.metadata)
 
 
+def json_bytes(value: object) -> bytes:
+    """Compact UTF-8 JSON. orjson is ~20x faster than ``json``; ``json`` takes what orjson refuses
+    (integers past 64 bits, non-string keys) so that any JSON value a client can send round-trips."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def metadata_text(value: object) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return None if value is None else json_bytes(value).decode()
+
+
+def parse_metadata(text: str | None) -> dict[str, Any] | None:
+    """The inverse of ``metadata_text``."""
+    return None if not text else dict(orjson.loads(text))
 
 
 def vectors_array(vectors: Vectors) -> pa.FixedSizeListArray:
     d = vectors.shape[1]
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     return pa.FixedSizeListArray.from_arrays(flat, d)
+
+
+def vector_matrix(column: pa.Array | pa.ChunkedArray) -> Vectors:
+    """A fixed-size-list float32 column as an (n, d) array: one copy at most, no per-row Python."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    d = column.type.list_size
+    if len(column) == 0:
+        return np.zeros((0, d), np.float32)
+    flat = column.values[column.offset * d : (column.offset + len(column)) * d]  # .values ignores slicing
+    out: Vectors = flat.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(column), d)
+    return out
 
 
 def to_table(batch: VectorBatch) -> pa.Table:
@@ -71,12 +99,9 @@ def encode_vectors(batch: VectorBatch) -> bytes:
 def decode_vectors(key: str, data: bytes) -> VectorBatch:
     try:
         table = pa.ipc.open_stream(data).read_all()
-        vec = table.column("vector").combine_chunks()
-        d = vec.type.list_size
-        flat = vec.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         return VectorBatch(
             keys=table.column("key").to_pylist(),
-            vectors=flat.reshape(-1, d) if len(table) else np.zeros((0, d), np.float32),
+            vectors=vector_matrix(table.column("vector")),
             metadata=table.column("metadata").to_pylist(),
         )
     except (pa.ArrowException, KeyError, ValueError) as e:

@@ -2,7 +2,9 @@
 
 Reads stop at the first missing seq: the log is gap-free, so a missing entry can only be one that
 is not written yet. Objects are fetched a window at a time, concurrently, because one GET per
-object in sequence would make a cold replay on S3 latency-bound.
+object in sequence would make a cold replay on S3 latency-bound. A GET is idempotent, so a failed
+one is retried a few times here: a replay of thousands of objects must not start over because one
+of them met a 503.
 """
 
 from __future__ import annotations
@@ -12,9 +14,24 @@ from collections.abc import AsyncIterator
 import anyio
 
 from engine import keys
-from engine.errors import ObjectNotFound
+from engine.errors import ObjectNotFound, StoreUnavailable
 from engine.log.event import EventObject, decode
 from engine.store import ObjectStore
+
+GET_ATTEMPTS = 4
+
+
+async def _get(store: ObjectStore, key: str) -> bytes | None:
+    for attempt in range(GET_ATTEMPTS):
+        try:
+            return (await store.get(key)).data
+        except ObjectNotFound:
+            return None
+        except StoreUnavailable:
+            if attempt == GET_ATTEMPTS - 1:
+                raise
+            await anyio.sleep(0.01 * 4**attempt)
+    raise AssertionError("unreachable")
 
 
 async def read_log(
@@ -28,14 +45,14 @@ async def read_log(
         results: list[bytes | None] = [None] * count
 
         async def fetch(i: int, results: list[bytes | None] = results, base: int = seq) -> None:
-            try:
-                results[i] = (await store.get(keys.log_entry(prefix, base + i))).data
-            except ObjectNotFound:
-                results[i] = None
+            results[i] = await _get(store, keys.log_entry(prefix, base + i))
 
-        async with anyio.create_task_group() as tg:
-            for i in range(count):
-                tg.start_soon(fetch, i)
+        if count == 1:
+            await fetch(0)  # the freshness probe of every read: no task group for one get
+        else:
+            async with anyio.create_task_group() as tg:
+                for i in range(count):
+                    tg.start_soon(fetch, i)
         for i, data in enumerate(results):
             if data is None:
                 return

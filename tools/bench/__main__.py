@@ -127,6 +127,13 @@ def run(ds: data.Dataset, quick: bool) -> dict[str, Any]:
         fig["ingest_4_clients_vps"] = clients.ingest_async(server, ds, BUCKET, INDEX, range(split, ds.n), 4)
         build = ds.n >= tuning.build_threshold
         fig["fold_and_index_seconds"] = wait_folded(server.root, ds.n, build, timeout=1800)
+        fig["server_peak_rss_ingest_bytes"] = server.peak_rss()
+        if build:
+            fig.update(peers.index_shape(log_dir(server.root).parent / "lance"))
+        # Serve the data from a fresh process, as after a restart: its peak memory is what serving
+        # the index costs, apart from what ingesting it cost.
+        server.stop()
+        server = Server(work / "root")
 
         truth = {s: data.exact_top(ds, 100, s) for s in data.FILTERS}
         for sel, flt in data.FILTERS.items():
@@ -146,6 +153,7 @@ def run(ds: data.Dataset, quick: bool) -> dict[str, Any]:
                     }
                 )
         fig["qps_8_clients"] = clients.query_throughput(server, ds, BUCKET, INDEX, 8, 3 if quick else 10)
+        fig["server_peak_rss_serving_bytes"] = server.peak_rss()
         log_bytes = sum(p.stat().st_size for p in log_dir(server.root).iterdir())
         fig["log_bytes_per_vector"] = log_bytes / ds.n
         fig["read_your_writes_retries"] = max(clients.read_your_writes(server, ds, BUCKET, INDEX, 20))

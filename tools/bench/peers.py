@@ -27,6 +27,17 @@ def _table(data: Dataset) -> pa.Table:
     )
 
 
+def index_shape(lance_dir: Path) -> dict[str, Any]:
+    """Partitions, segments and unindexed rows of the vector index the materializer built."""
+    stats = lance.dataset(str(lance_dir)).stats.index_stats("vector_idx")
+    segments = stats.get("segments") or [{}]
+    return {
+        "index_partitions": int(segments[0].get("num_partitions") or 0),
+        "index_segments": int(stats.get("num_segments", 1)),
+        "index_unindexed_rows": int(stats.get("num_unindexed_rows", 0)),
+    }
+
+
 class RawLance:
     """The same data and IVF-PQ parameters as vecledger's materializer, queried directly."""
 
