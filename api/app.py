@@ -8,6 +8,7 @@ parsed here: the TOS SDK sends JSON without a Content-Type, which FastAPI's body
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -16,8 +17,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import api.ops_catalog as ops_catalog
@@ -28,6 +29,7 @@ from api.call import OPERATIONS, Call
 from api.config import Credential, ServerConfig
 from api.dialects import Dialect, detect, parse_host
 from api.errors import ApiError, Kind, from_engine, validation
+from api.openapi import openapi
 from engine.clock import Clock
 from engine.context import RequestContext
 from engine.engine import Engine
@@ -35,7 +37,32 @@ from engine.errors import VecledgerError
 from engine.store import ObjectStore, open_store
 
 log = logging.getLogger("vecledger.api")
-MAX_BODY = 20 * 1024 * 1024
+
+
+async def read_body(request: Request, limit: int, deadline: float) -> bytes:
+    """The body, refused past ``limit`` bytes or ``deadline`` seconds, never buffered beyond the limit.
+
+    A declared Content-Length over the limit is refused before a byte is read; a chunked body is
+    counted as it arrives. The deadline covers the whole body, so a client trickling one byte a
+    second (slowloris) cannot hold a connection and a request slot for longer than that.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise validation(f"the request body exceeds {limit} bytes" if declared.isdigit() else "bad Content-Length")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise validation(f"the request body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(Kind.TIMEOUT, f"the request body did not arrive within {deadline:g} seconds") from None
+    except ClientDisconnect:
+        raise validation("the client closed the connection before the body ended") from None
+    return b"".join(chunks)
 
 
 def absolute_form_fix(app: ASGIApp) -> ASGIApp:
@@ -88,9 +115,15 @@ class Frontend:
         request_id = self.engine.ids.new_id()[:16].upper()
         source = request.client.host if request.client else ""
         try:
-            if int(headers.get("content-length") or 0) > MAX_BODY:
-                raise validation(f"the request body exceeds {MAX_BODY} bytes")
-            body = await request.body()
+            try:
+                body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
+            except ApiError as e:
+                response = dialect.error(e, request_id)
+                if e.kind is Kind.TIMEOUT:  # a slow client: stop reading it, close the connection
+                    response.headers["connection"] = "close"
+                # Past the size limit, uvicorn discards the rest as it arrives (never buffered): the
+                # SDKs send a whole body before reading, and would see a reset instead of the error.
+                return response
             raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
             signed = auth.SignedRequest(
                 request.method,
@@ -156,7 +189,7 @@ class Frontend:
         if op is None or method != "POST":
             raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown operation {method} {path}")
         call = Call(self.engine, self.config, dialect, cred, host, ctx, name)
-        return await op.handler(call, parse_body(op.model, body))
+        return await op.handler(call, op.parse(body))
 
 
 def create_app(
@@ -183,5 +216,9 @@ def create_app(
         frontend: Frontend = request.app.state.frontend
         return await frontend.handle(request)
 
+    async def description(request: Request) -> Response:
+        return JSONResponse(openapi())  # public: it describes the API, not anyone's data
+
+    app.add_route("/_vecledger/openapi.json", description, methods=["GET"])
     app.add_route("/{path:path}", endpoint, methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
     return absolute_form_fix(app)
