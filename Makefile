@@ -4,18 +4,27 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint run bench bench-quick clean
+.PHONY: install browser test lint run bench bench-quick clean
 
 # Re-install only when the dependency list changes.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet torch==2.13.0  # first: the CPU build (the langchain extra needs torch)
+	$(BIN)/pip install --quiet -e '.[test,langchain]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-test: install
+# The console tests drive Debian's chromium through Playwright (never `playwright install`, which
+# downloads a browser of its own): install it with apt-get once, as root or through sudo.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@test -x $(CHROMIUM) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 # Serve ./data on 127.0.0.1:8000 with well-known development credentials (printed at start).
