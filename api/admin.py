@@ -1,4 +1,4 @@
-"""Admin endpoints, for bucket owners only: restore, audit, write quotas, replay check.
+"""Admin endpoints, for bucket owners only: restore, audit, write quotas, replay check, index status.
 
 ``POST /_vecledger/<action>`` with a JSON body, signed like any S3 Vectors request (SigV4). Each
 names a bucket; the caller's account must own it, or the request is refused and audited. The
@@ -121,4 +121,27 @@ async def replay_check(call: Call, body: bytes) -> Any:
     return {"ok": report.ok, "seq": report.seq, "rows": report.rows, "mismatches": report.mismatches[:100]}
 
 
-ACTIONS = {"restore": restore, "audit": audit, "quota": quota, "replay-check": replay_check}
+async def index_status(call: Call, body: bytes) -> Any:
+    """What the S3 API does not say: vector count, folded and logged seqs, and the index type."""
+    req = parse_body(IndexBody, body)
+    ref = await _owner(call, req.vectorBucketName)
+    s = await call.engine.index_status(IndexRef(ref.account, ref.name, req.indexName))
+    return {
+        "vectors": s.vectors,
+        "materializedSeq": s.materialized_seq,
+        "logSeq": s.log_seq,
+        "lag": s.lag,
+        "indexType": s.index_type,
+        "partitions": s.partitions,
+        "datasetRows": s.dataset_rows,
+        "tailKeys": s.tail_keys,
+    }
+
+
+ACTIONS = {
+    "restore": restore,
+    "audit": audit,
+    "quota": quota,
+    "replay-check": replay_check,
+    "index-status": index_status,
+}

@@ -1,13 +1,25 @@
-"""The ``vecledger`` command line: ``vecledger serve`` runs the API over a folder or S3 root."""
+"""The ``vecledger`` command line, built with click.
+
+Three kinds of command, grouped in ``vecledger --help`` the way a new user meets them:
+
+- running the service: ``serve`` (the API over a folder or S3 root) and ``materialize`` (folding
+  only, next to servers started with ``--no-materialize``);
+- talking to a running server (``api/cli_client.py``, ``api/cli_import.py``): ``ls``, ``import``,
+  ``export``, ``query``;
+- offline administration of a storage root (``api/cli_admin.py``): ``restore``, ``replay``, ``audit``.
+
+Every server option also reads a ``VECLEDGER_*`` environment variable, as it always has.
+"""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
-import sys
 from dataclasses import replace
+from typing import Any
+
+import click
 
 from api.config import (
     DEV_ACCESS_KEY,
@@ -30,109 +42,160 @@ vecledger is serving {root}
                      aws_access_key_id="{key}", aws_secret_access_key="{secret}")
   s3v.create_vector_bucket(vectorBucketName="my-bucket")
 """
+SECTIONS = {
+    "Run the service": ["serve", "materialize"],
+    "Use a running server (--endpoint, default http://127.0.0.1:8000)": ["ls", "import", "export", "query"],
+    "Administer a storage root directly (--root)": ["restore", "replay", "audit"],
+}
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"VECLEDGER_{name}", default)
 
 
-def _float(value: str | None) -> float | None:
-    return float(value) if value else None
+def _env_flag(name: str) -> Any:
+    return lambda: _env(name) == "1"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vecledger", description="A self-hosted vector bucket service.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve the S3 Vectors and TOS Vectors APIs over HTTP")
-    serve.add_argument(
-        "--root", default=_env("ROOT", "./data"), help="a folder, or s3://bucket/prefix (default ./data)"
-    )
-    serve.add_argument("--s3-endpoint", default=_env("S3_ENDPOINT"), help="S3-compatible endpoint URL (MinIO, ...)")
-    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(_env("PORT", "8000") or 8000))
-    serve.add_argument(
-        "--base-host",
-        default=_env("BASE_HOST"),
-        help="host:port clients use; bucket hosts are <bucket>-<account>.<base>",
-    )
-    serve.add_argument("--region", default=_env("REGION", "us-east-1"), help="region named in ARNs/TRNs")
-    serve.add_argument("--keys-file", default=_env("KEYS_FILE"), help="JSON file of more accounts and access keys")
-    serve.add_argument(
-        "--no-auth",
-        action="store_true",
-        default=_env("NO_AUTH") == "1",
-        help="accept unsigned requests (development only)",
-    )
-    serve.add_argument(
-        "--dev", action="store_true", help="use well-known development credentials when none are configured"
-    )
-    serve.add_argument(
-        "--write-requests-per-second",
-        type=float,
-        default=_float(_env("WRITE_REQUESTS_PER_SECOND")),
-        help="default write quota per index (PutVectors/DeleteVectors requests); off by default",
-    )
-    serve.add_argument(
-        "--write-vectors-per-second",
-        type=float,
-        default=_float(_env("WRITE_VECTORS_PER_SECOND")),
-        help="default write quota per index (vectors put or deleted); off by default",
-    )
-    serve.add_argument(
-        "--no-materialize",
-        action="store_true",
-        default=_env("NO_MATERIALIZE") == "1",
-        help="serve the API only; a separate `vecledger materialize` (or another server) folds the logs",
-    )
-    m = sub.add_parser(
-        "materialize",
-        help="fold every index's log into its Lance dataset, without serving the API",
-        description="Runs the materializers of every index under the root (one process per index at a "
-        "time holds its lease; start several for failover) next to API servers started with --no-materialize.",
-    )
-    m.add_argument("--root", default=_env("ROOT", "./data"), help="a folder, or s3://bucket/prefix (default ./data)")
-    m.add_argument("--s3-endpoint", default=_env("S3_ENDPOINT"), help="S3-compatible endpoint URL (MinIO, ...)")
-    m.add_argument("--region", default=_env("REGION", "us-east-1"))
-    from api import cli_admin
-
-    cli_admin.add_commands(sub, _env)
-    return parser
+def _env_float(name: str) -> Any:
+    return lambda: float(v) if (v := _env(name)) else None
 
 
-def server_config(args: argparse.Namespace) -> ServerConfig:
-    creds = load_keys_file(args.keys_file) if args.keys_file else {}
-    root = root_credential()
-    if root is None and args.dev:
+class Sections(click.Group):
+    """``vecledger --help`` lists the commands under the headings of ``SECTIONS``."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, names in SECTIONS.items():
+            rows = [(n, self.commands[n].get_short_help_str(80)) for n in names if n in self.commands]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+@click.group(cls=Sections, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def cli() -> None:
+    """vecledger: a self-hosted vector bucket service speaking the S3 Vectors, OSS Vectors and TOS
+    Vectors APIs.
+
+    \b
+    Start a development server on ./data, then use it from another shell:
+      vecledger serve --dev
+      vecledger import --bucket docs --index main --create-index vectors.parquet
+      vecledger ls --bucket docs
+      vecledger query --bucket docs --index main --vector '[0.1, 0.2, 0.3]'
+
+    Run `vecledger COMMAND --help` for a command's options.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def root_options(f: Any) -> Any:
+    """``--root`` and ``--s3-endpoint``: where the data lives."""
+    f = click.option(
+        "--s3-endpoint",
+        default=lambda: _env("S3_ENDPOINT"),
+        help="S3-compatible endpoint URL (MinIO, ...) [VECLEDGER_S3_ENDPOINT]",
+    )(f)
+    return click.option(
+        "--root",
+        default=lambda: _env("ROOT", "./data"),
+        help="A folder, or s3://bucket/prefix (default ./data) [VECLEDGER_ROOT]",
+    )(f)
+
+
+@cli.command()
+@root_options
+@click.option("--host", default=lambda: _env("HOST", "127.0.0.1"), help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=lambda: int(_env("PORT", "8000") or 8000), help="Port (default 8000).")
+@click.option(
+    "--base-host",
+    default=lambda: _env("BASE_HOST"),
+    help="host:port clients use; bucket hosts are <bucket>-<account>.<base>.",
+)
+@click.option(
+    "--region", default=lambda: _env("REGION", "us-east-1"), help="Region named in ARNs/TRNs (default us-east-1)."
+)
+@click.option("--keys-file", default=lambda: _env("KEYS_FILE"), help="JSON file of more accounts and access keys.")
+@click.option(
+    "--no-auth", is_flag=True, default=_env_flag("NO_AUTH"), help="Accept unsigned requests (development only)."
+)
+@click.option("--dev", is_flag=True, help="Use well-known development credentials when none are configured.")
+@click.option(
+    "--write-requests-per-second",
+    type=float,
+    default=_env_float("WRITE_REQUESTS_PER_SECOND"),
+    help="Default write quota per index (PutVectors/DeleteVectors requests); off by default.",
+)
+@click.option(
+    "--write-vectors-per-second",
+    type=float,
+    default=_env_float("WRITE_VECTORS_PER_SECOND"),
+    help="Default write quota per index (vectors put or deleted); off by default.",
+)
+@click.option(
+    "--no-materialize",
+    is_flag=True,
+    default=_env_flag("NO_MATERIALIZE"),
+    help="Serve the API only; a separate `vecledger materialize` (or another server) folds the logs.",
+)
+def serve(**options: Any) -> None:
+    """Serve the S3 Vectors, OSS Vectors and TOS Vectors APIs over HTTP.
+
+    Credentials come from VECLEDGER_ACCESS_KEY_ID, VECLEDGER_SECRET_ACCESS_KEY and VECLEDGER_ACCOUNT_ID,
+    or --keys-file; --dev uses the well-known development key (printed at start). The options also
+    read VECLEDGER_<OPTION> (e.g. VECLEDGER_PORT, VECLEDGER_NO_AUTH=1).
+    """
+    run_server(server_config(**options))
+
+
+def server_config(
+    *,
+    root: str,
+    s3_endpoint: str | None,
+    host: str,
+    port: int,
+    base_host: str | None,
+    region: str,
+    keys_file: str | None,
+    no_auth: bool,
+    dev: bool,
+    write_requests_per_second: float | None,
+    write_vectors_per_second: float | None,
+    no_materialize: bool,
+) -> ServerConfig:
+    creds = load_keys_file(keys_file) if keys_file else {}
+    cred = root_credential()
+    if cred is None and dev:
         os.environ.setdefault("VECLEDGER_ACCOUNT_ID", DEV_ACCOUNT)
-        root = root_credential(
+        cred = root_credential(
             {"VECLEDGER_ACCESS_KEY_ID": DEV_ACCESS_KEY, "VECLEDGER_SECRET_ACCESS_KEY": DEV_SECRET_KEY}
         )
-    if root is not None:
-        creds[root.access_key_id] = root
-    if not creds and not args.no_auth:
+    if cred is not None:
+        creds[cred.access_key_id] = cred
+    if not creds and not no_auth:
         raise SystemExit(
             "vecledger: no credentials. Set VECLEDGER_ACCESS_KEY_ID, VECLEDGER_SECRET_ACCESS_KEY and "
             "VECLEDGER_ACCOUNT_ID, pass --keys-file, or --dev for development credentials."
         )
     return ServerConfig(
-        root=args.root,
-        host=args.host,
-        port=args.port,
-        base_host=args.base_host,
-        region=args.region,
-        no_auth=args.no_auth,
-        default_account=root.account if root else DEV_ACCOUNT,
+        root=root,
+        host=host,
+        port=port,
+        base_host=base_host,
+        region=region,
+        no_auth=no_auth,
+        default_account=cred.account if cred else DEV_ACCOUNT,
         credentials=creds,
         engine=replace(
-            engine_settings(args.s3_endpoint, args.region),
-            write_requests_per_second=args.write_requests_per_second,
-            write_vectors_per_second=args.write_vectors_per_second,
-            run_materializers=not args.no_materialize,
+            engine_settings(s3_endpoint, region),
+            write_requests_per_second=write_requests_per_second,
+            write_vectors_per_second=write_vectors_per_second,
+            run_materializers=not no_materialize,
         ),
     )
 
 
-def serve(config: ServerConfig) -> None:
+def run_server(config: ServerConfig) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -157,31 +220,39 @@ def serve(config: ServerConfig) -> None:
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
 
 
-def materialize(args: argparse.Namespace) -> None:
-    """Fold until interrupted; the engine follows the catalog for indexes created meanwhile."""
+@cli.command()
+@root_options
+@click.option("--region", default=lambda: _env("REGION", "us-east-1"), help="Region (default us-east-1).")
+def materialize(root: str, s3_endpoint: str | None, region: str) -> None:
+    """Fold every index's log into its Lance dataset, without serving the API.
+
+    Runs the materializers of every index under the root (one process per index at a time holds its
+    lease; start several for failover) next to API servers started with --no-materialize. Runs until
+    interrupted; indexes created meanwhile are picked up.
+    """
     import anyio
 
     from engine.engine import Engine
 
     async def run() -> None:
-        async with Engine.open(args.root, engine_settings(args.s3_endpoint, args.region)) as engine:
-            logging.getLogger("vecledger").info("materializing %s as %s", args.root, engine.holder)
+        async with Engine.open(root, engine_settings(s3_endpoint, region)) as engine:
+            logging.getLogger("vecledger").info("materializing %s as %s", root, engine.holder)
             await anyio.sleep_forever()
 
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(run)
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        serve(server_config(args))
-    elif args.command == "materialize":
-        materialize(args)
-    elif args.command in ("restore", "replay", "audit"):
-        from api import cli_admin
+def _register() -> None:
+    from api import cli_admin, cli_client, cli_import
 
-        cli_admin.run(args)
-    else:  # pragma: no cover - argparse rejects unknown commands
-        sys.exit(2)
+    for command in (cli_client.ls, cli_import.import_, cli_client.export, cli_client.query, *cli_admin.COMMANDS):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: ``vecledger ...``."""
+    cli.main(args=argv, prog_name="vecledger")

@@ -1,19 +1,22 @@
 """Offline commands on a storage root: ``restore``, ``replay --check`` and ``audit``.
 
 They open the root directly (no server needed; a running server on the same root sees their
-results, since everything they change goes through the logs).
+results, since everything they change goes through the logs). The click commands gather their
+options into a namespace for the runners below, which predate click.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import anyio
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -26,43 +29,81 @@ from engine.engine import BucketRef, Engine, IndexRef
 from engine.errors import BucketNotFound, VecledgerError
 
 
-def add_commands(sub: Any, env: Any) -> None:
-    def root_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--root", default=env("ROOT", "./data"), help="a folder, or s3://bucket/prefix")
-        p.add_argument("--s3-endpoint", default=env("S3_ENDPOINT"), help="S3-compatible endpoint URL")
-        p.add_argument("--region", default=env("REGION", "us-east-1"))
-        p.add_argument("--account", default=env("ACCOUNT_ID", DEV_ACCOUNT), help="the account that owns the bucket")
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"VECLEDGER_{name}", default)
 
-    r = sub.add_parser("restore", help="rebuild an index as it was at a seq or a time, into a new index")
-    root_args(r)
-    r.add_argument("--bucket", required=True, help="the source index's bucket")
-    r.add_argument("--index", required=True, help="the source index (it may have been deleted since)")
-    at = r.add_mutually_exclusive_group(required=True)
-    at.add_argument("--to-seq", type=int, help="the last event (seq in the index's log) to include")
-    at.add_argument("--to-time", help="an ISO 8601 time, e.g. 2026-11-25T10:00:00Z: include what was written by then")
-    r.add_argument("--into", required=True, help="name of the new index")
-    r.add_argument("--into-bucket", help="bucket of the new index (default: the source's; created if missing)")
-    r.add_argument("--index-id", help="restore exactly this index id (when a name was deleted and re-created)")
 
-    c = sub.add_parser("replay", help="re-fold an index from its log and compare with the live dataset")
-    root_args(c)
-    c.add_argument("--check", action="store_true", required=True, help="compare keys, vectors and metadata")
-    c.add_argument("--bucket", required=True)
-    c.add_argument("--index", required=True)
+def root_args(f: Any) -> Any:
+    """Where the data lives and whose it is: the options every offline command takes."""
+    for option in reversed(
+        [
+            click.option("--root", default=lambda: _env("ROOT", "./data"), help="A folder, or s3://bucket/prefix."),
+            click.option("--s3-endpoint", default=lambda: _env("S3_ENDPOINT"), help="S3-compatible endpoint URL."),
+            click.option("--region", default=lambda: _env("REGION", "us-east-1"), help="Region (default us-east-1)."),
+            click.option(
+                "--account",
+                default=lambda: _env("ACCOUNT_ID", DEV_ACCOUNT),
+                help=f"The account that owns the bucket (default VECLEDGER_ACCOUNT_ID or {DEV_ACCOUNT}).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
 
-    a = sub.add_parser("audit", help="who changed what and when: every mutation and refused request")
-    root_args(a)
-    a.add_argument("--all-accounts", action="store_true", help="every account, not only --account")
-    a.add_argument("--bucket")
-    a.add_argument("--index")
-    a.add_argument("--key", help="only events that touched this vector key (lists the keys)")
-    a.add_argument("--principal", help="e.g. arn:aws:iam::123456789012:root")
-    a.add_argument("--since", help="ISO 8601 time")
-    a.add_argument("--until", help="ISO 8601 time")
-    a.add_argument("--type", help="an event type (vectors.put) or operation (PutVectors)")
-    a.add_argument("--outcome", choices=OUTCOMES)
-    a.add_argument("--format", choices=("table", "jsonl"), default="table")
-    a.add_argument("--verbose", action="store_true", help="list the keys each event touched")
+
+@click.command()
+@root_args
+@click.option("--bucket", required=True, help="The source index's bucket.")
+@click.option("--index", required=True, help="The source index (it may have been deleted since).")
+@click.option("--to-seq", type=int, help="The last event (seq in the index's log) to include.")
+@click.option("--to-time", help="An ISO 8601 time, e.g. 2026-11-25T10:00:00Z: include what was written by then.")
+@click.option("--into", required=True, help="Name of the new index.")
+@click.option("--into-bucket", help="Bucket of the new index (default: the source's; created if missing).")
+@click.option("--index-id", help="Restore exactly this index id (when a name was deleted and re-created).")
+def restore(**args: Any) -> None:
+    """Rebuild an index as it was at a seq or a time, into a new index.
+
+    Give exactly one of --to-seq and --to-time.
+    """
+    if (args["to_seq"] is None) == (args["to_time"] is None):
+        raise click.UsageError("give exactly one of --to-seq and --to-time")
+    run(argparse.Namespace(command="restore", **args))
+
+
+@click.command()
+@root_args
+@click.option("--check", is_flag=True, help="Compare keys, vectors and metadata (required).")
+@click.option("--bucket", required=True)
+@click.option("--index", required=True)
+def replay(**args: Any) -> None:
+    """Re-fold an index from its log and compare with the live dataset.
+
+    Exits 1 if they differ, listing the differences.
+    """
+    if not args["check"]:
+        raise click.UsageError("replay needs --check (compare the re-folded index with the live one)")
+    run(argparse.Namespace(command="replay", **args))
+
+
+@click.command()
+@root_args
+@click.option("--all-accounts", is_flag=True, help="Every account, not only --account.")
+@click.option("--bucket")
+@click.option("--index")
+@click.option("--key", help="Only events that touched this vector key (lists the keys).")
+@click.option("--principal", help="E.g. arn:aws:iam::123456789012:root")
+@click.option("--since", help="ISO 8601 time.")
+@click.option("--until", help="ISO 8601 time.")
+@click.option("--type", help="An event type (vectors.put) or operation (PutVectors).")
+@click.option("--outcome", type=click.Choice(OUTCOMES))
+@click.option("--format", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.option("--verbose", is_flag=True, help="List the keys each event touched.")
+def audit(**args: Any) -> None:
+    """Who changed what and when: every mutation and refused request."""
+    run(argparse.Namespace(command="audit", **args))
+
+
+COMMANDS = (restore, replay, audit)
 
 
 def _time(value: str | None, flag: str) -> float | None:

@@ -24,6 +24,7 @@ from engine.catalog_state import Bucket, Index
 from engine.clock import Clock, IdSource, RandomIds, SystemClock
 from engine.context import RequestContext
 from engine.engine_recovery import RecoveryOps
+from engine.engine_status import StatusOps
 from engine.engine_vectors import VectorOps
 from engine.errors import (
     CorruptEvent,
@@ -41,7 +42,7 @@ from engine.store import ObjectStore, open_store
 __all__ = ["BucketRef", "Engine", "IndexRef"]
 
 
-class Engine(VectorOps, RecoveryOps):
+class Engine(VectorOps, RecoveryOps, StatusOps):
     def __init__(self, store: ObjectStore, settings: Settings, clock: Clock, ids: IdSource) -> None:
         self.store = store
         self.settings = settings

@@ -309,19 +309,23 @@ def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | No
         "maximum_nprobes": max(nprobes, 4096),
         "refine_factor": tuning.refine_factor,
     }
-    if not use_index:
-        nearest["use_index"] = False
-    table = ds.to_table(
-        nearest=nearest,
-        columns=["key", "vector", "metadata", "_distance"],
-        filter=sql_filter,
-        prefilter=True,
-        disable_scoring_autoprojection=True,
-    )
+    if use_index:
+        table = ds.to_table(
+            nearest=nearest,
+            columns=["key", "vector", "metadata", "_distance"],
+            filter=sql_filter,
+            prefilter=True,
+            disable_scoring_autoprojection=True,
+        )
+    else:
+        # Lance's flat search reads every vector before it applies the filter (a 1M-row index
+        # peaked at 800 MB for one query); a filtered scan reads the filter columns, then only the
+        # matching rows' vectors, and numpy ranks them.
+        table = ds.to_table(columns=["key", "vector", "metadata"], filter=sql_filter, late_materialization=True)
     if len(table) == 0:
         return []
     dist = distances(vector_matrix(table.column("vector")), query, metric)
-    order = np.argsort(dist, kind="stable")
+    order = np.argsort(dist, kind="stable")[:k]
     keys, metas = table.column("key").to_pylist(), table.column("metadata").to_pylist()
     return [Hit(keys[i], float(dist[i]), metas[i]) for i in order]
 
