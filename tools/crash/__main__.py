@@ -1,0 +1,5 @@
+"""``python -m tools.crash``."""
+
+from tools.crash.runner import main
+
+main()
