@@ -4,7 +4,7 @@ Three kinds of command, grouped in ``vecledger --help`` the way a new user meets
 
 - running the service: ``serve`` (the API over a folder or S3 root) and ``materialize`` (folding
   only, next to servers started with ``--no-materialize``);
-- talking to a running server (``api/cli_client.py``, ``api/cli_import.py``): ``ls``, ``import``,
+- talking to a running server (``api/cli_client.py``, ``api/cli_upload.py``, ``api/cli_export.py``): ``ls``, ``import``,
   ``export``, ``query``;
 - offline administration of a storage root (``api/cli_admin.py``): ``restore``, ``replay``, ``audit``.
 
@@ -244,9 +244,9 @@ def materialize(root: str, s3_endpoint: str | None, region: str) -> None:
 
 
 def _register() -> None:
-    from api import cli_admin, cli_client, cli_import
+    from api import cli_admin, cli_client, cli_export, cli_upload
 
-    for command in (cli_client.ls, cli_import.import_, cli_client.export, cli_client.query, *cli_admin.COMMANDS):
+    for command in (cli_client.ls, cli_upload.import_, cli_export.export, cli_client.query, *cli_admin.COMMANDS):
         cli.add_command(command)
 
 
