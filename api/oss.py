@@ -14,10 +14,11 @@ from urllib.parse import parse_qsl
 from api import limits, models, policy
 from api.bodies import parse_body
 from api.call import OPERATIONS, Call
-from api.errors import ApiError, Kind, validation
+from api.errors import ApiError, Kind, from_engine, validation
 from api.ops_catalog import create_index_in, index_ref, page_by_name
 from engine.catalog_state import Bucket, Index
 from engine.engine import BucketRef
+from engine.errors import VecledgerError
 
 VECTOR_OPS = {
     "putVectors": "PutVectors",
@@ -198,7 +199,12 @@ async def route(call: Call, method: str, query_string: str, headers: dict[str, s
             raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown operation {method} /?{sub}")
         call.operation, handler = found
         return await handler(call, body, query, headers)
-    except ApiError as e:
+    except (ApiError, VecledgerError) as err:
+        # OSS reports bad index and vector parameters as VectorIndexParameterInvalid, whether the
+        # API layer or the engine (NaN, a zero cosine vector, a bad filter) found them.
+        e = err if isinstance(err, ApiError) else from_engine(err)
         if e.kind is Kind.VALIDATION and e.reason is None and (sub in VECTOR_OPS or "Index" in sub):
-            e.reason = "index"  # OSS reports bad index and vector parameters as VectorIndexParameterInvalid
-        raise
+            e.reason = "index"
+        if e is err:
+            raise
+        raise e from err

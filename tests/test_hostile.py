@@ -48,10 +48,10 @@ CODES = {
     ("tos", "validation"): "ValidationException",
     ("oss", "malformed"): "MalformedJson",
     ("oss", "validation"): "VectorIndexParameterInvalid",
-    # Refused by the engine rather than the API layer (values, filters): OSS answers InvalidArgument.
+    # Refused by the engine rather than the API layer (values, filters): the same codes.
     ("s3", "engine"): "ValidationException",
     ("tos", "engine"): "ValidationException",
-    ("oss", "engine"): "InvalidArgument",
+    ("oss", "engine"): "VectorIndexParameterInvalid",
 }
 
 
