@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0  # first: the CPU build (the langchain extra needs torch)
 	$(BIN)/pip install --quiet -e '.[test,langchain]'
+	# botocore 1.44.8's s3vectors model (queryTexts, returnScores) for tests/test_hybrid.py; the
+	# installed botocore is pinned older by aiobotocore. Extracted into the venv, never committed.
+	rm -rf $(VENV)/botocore-dl && $(BIN)/pip download --quiet botocore==1.44.8 --no-deps -d $(VENV)/botocore-dl
+	mkdir -p $(VENV)/botocore-models/s3vectors/2025-07-15
+	$(BIN)/python -c "import gzip,glob,zipfile; z=zipfile.ZipFile(glob.glob('$(VENV)/botocore-dl/*.whl')[0]); p='botocore/data/s3vectors/2025-07-15/'; open('$(VENV)/botocore-models/s3vectors/2025-07-15/service-2.json','wb').write(gzip.decompress(z.read(p+'service-2.json.gz'))); open('$(VENV)/botocore-models/s3vectors/2025-07-15/paginators-1.json','wb').write(z.read(p+'paginators-1.json'))"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,17 +13,19 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import api.ops_catalog as ops_catalog
 import api.ops_vectors  # noqa: F401  (registers the vector operations)
-from api import admin, auth, models, oss
+from api import admin, auth, metrics, models, oss
 from api.bodies import parse_body
 from api.call import OPERATIONS, Call
 from api.config import Credential, ServerConfig
@@ -37,6 +39,8 @@ from engine.errors import VecledgerError
 from engine.store import ObjectStore, open_store
 
 log = logging.getLogger("vecledger.api")
+
+CONSOLE_DIR = Path(__file__).parent / "console"
 
 
 async def read_body(request: Request, limit: int, deadline: float) -> bytes:
@@ -106,7 +110,11 @@ class Frontend:
         started = time.perf_counter()
         with self.engine.catalog.one_probe():
             response = await self._handle(request)
-        response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"
+        elapsed = time.perf_counter() - started
+        response.headers["server-timing"] = f"app;dur={elapsed * 1000:.3f}"
+        dialect = detect({k.lower(): v for k, v in request.headers.items()}).name
+        operation = metrics.operation_of(dialect, request.method, request.url.path, request.url.query)
+        metrics.observe_request(dialect, operation, response.status_code, elapsed)
         return response
 
     async def _handle(self, request: Request) -> Response:
@@ -208,6 +216,7 @@ def create_app(
             store = wrap_store(store)
         async with Engine.open(config.root, config.engine, clock=clock, store=store) as engine:
             app.state.frontend = Frontend(config, engine)
+            app.state.gauges = metrics.IndexGauges(engine)
             yield
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -219,6 +228,35 @@ def create_app(
     async def description(request: Request) -> Response:
         return JSONResponse(openapi())  # public: it describes the API, not anyone's data
 
+    async def console_root(request: Request) -> Response:
+        # The page's relative links (console.js, console.css) need the trailing slash.
+        return RedirectResponse("/console/", status_code=308)
+
+    # Operations: unauthenticated like any Prometheus scrape or orchestrator probe, and registered
+    # before the catch-all (GET only: a POST /metrics still reaches the dialects as an operation).
+    async def metrics_page(request: Request) -> Response:
+        gauges: metrics.IndexGauges | None = getattr(request.app.state, "gauges", None)
+        if gauges is None:
+            return PlainTextResponse("the engine is not open\n", status_code=503)
+        body, content_type = await gauges.render(request.headers.get("accept", ""))
+        return Response(body, headers={"content-type": content_type})
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")  # the process is up and its event loop answers
+
+    async def readyz(request: Request) -> Response:
+        frontend: Frontend | None = getattr(request.app.state, "frontend", None)
+        status, body = await metrics.readiness(frontend.engine if frontend is not None else None)
+        return PlainTextResponse(body, status_code=status)
+
+    app.add_route("/metrics", metrics_page, methods=["GET"])
+    app.add_route("/healthz", healthz, methods=["GET"])
+    app.add_route("/readyz", readyz, methods=["GET"])
     app.add_route("/_vecledger/openapi.json", description, methods=["GET"])
+    # The web console: static files only, so public like the API description. The page holds no
+    # data; it signs every call it makes with the key pair the user types in, like any SDK.
+    # Registered before the catch-all, which would otherwise take /console as an operation name.
+    app.add_route("/console", console_root, methods=["GET", "HEAD"])
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     app.add_route("/{path:path}", endpoint, methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
     return absolute_form_fix(app)

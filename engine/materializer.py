@@ -13,6 +13,7 @@ the checkpoint, so a holder that lost the lease cannot move either.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from engine.errors import CorruptEvent, LeaseLost, ObjectNotFound, PreconditionF
 from engine.filters import index_terms
 from engine.lance_dataset import LanceDataset, key_hash, shape
 from engine.lease import Lease
-from engine.log import read_log
+from engine.log import metrics, read_log
 from engine.log.event import VECTORS_RESTORED
 from engine.log.payload import VectorBatch, vectors_array
 from engine.settings import Settings
@@ -74,6 +75,25 @@ def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
             "key_hash": pa.array([key_hash(k) for k in rows.keys], pa.uint32()),
         }
     )
+
+
+def _count_maintenance(actions: list[str]) -> None:
+    for action in actions:
+        metrics.INDEX_MAINTENANCE.labels(action).inc()
+
+
+def _malloc_trim() -> Callable[[], object]:
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return lambda: None
+    return lambda: trim(0)
+
+
+# A fold allocates and frees hundreds of MB (Arrow tables, Lance write buffers) across threads;
+# glibc keeps freed pages in per-thread arenas unless told to give them back, and the process's
+# resident size would stay at its high-water mark (measured: 590 MB vs 440 MB after 400k rows).
+release_memory = _malloc_trim()
 
 
 # Called after each fold with the new checkpoint and a fresh read-only dataset handle.
@@ -174,6 +194,7 @@ class Materializer:
 
     async def _fold(self) -> int:
         cp = await self._start()
+        started = metrics.stopwatch()
         tail = Tail(self.index.metric, base_seq=cp.seq)
         folded = 0
         try:
@@ -203,10 +224,16 @@ class Materializer:
         await self._fence()
         if self.maintain_index:
             self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
+            _count_maintenance(self.last_maintenance)
+        await anyio.to_thread.run_sync(release_memory)
         failpoints.hit("materializer.after_lance_commit")
         generation = await self._fence()
         await self._commit_checkpoint(Checkpoint(tail.seq, self.dataset.version, generation=generation))
         self.folds += 1
+        if self.maintain_index:  # the index's own folds, not replays into scratch datasets
+            metrics.FOLDS.inc()
+            metrics.FOLDED_OBJECTS.inc(folded)
+            metrics.FOLD_SECONDS.observe(metrics.stopwatch() - started)
         return folded
 
     async def _fold_restored(self, seq: int, marker: dict[str, Any]) -> None:
@@ -226,6 +253,7 @@ class Materializer:
         await anyio.to_thread.run_sync(self.dataset.open)
         if self.maintain_index:
             self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
+            _count_maintenance(self.last_maintenance)
         generation = await self._fence()
         await self._commit_checkpoint(Checkpoint(seq, self.dataset.version, generation=generation))
 
@@ -304,12 +332,15 @@ class Materializer:
                     # within the lease time if it dies.
                     delay = min(delay, self.lease.duration / 4) if self.lease is not None else delay
             except CorruptEvent:
+                metrics.FOLD_FAILURES.labels("corrupt").inc()
                 log.exception("index %s: corrupt event; materializer stopped", self.index.id)
                 raise
             except LeaseLost as e:
+                metrics.FOLD_FAILURES.labels("lease_lost").inc()
                 log.warning("index %s: materializer lease lost (%s); another process folds it now", self.index.id, e)
                 delay = base
             except Exception:
+                metrics.FOLD_FAILURES.labels("error").inc()
                 log.exception("index %s: fold failed; retrying in %.1fs", self.index.id, delay)
                 delay = min(self.settings.materialize_idle_interval, delay * 2)
             with anyio.move_on_after(delay):

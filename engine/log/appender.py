@@ -19,6 +19,7 @@ import anyio
 from engine import keys
 from engine.clock import Clock
 from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed, StoreUnavailable
+from engine.log import metrics
 from engine.log.event import Event, EventObject, decode_header, encode
 from engine.store import ObjectStore, exists
 
@@ -59,6 +60,7 @@ class Appender:
         self._lock = anyio.Lock()
         self.on_written = on_written
         self.lost_races = 0
+        self._kind = metrics.log_kind(prefix)
 
     async def append(self, events: list[Event]) -> int:
         """Append ``events`` (one request's) atomically; returns the seq of the object holding them."""
@@ -89,11 +91,16 @@ class Appender:
 
     async def _flush(self, batch: list[_Request]) -> None:
         events = [e for r in batch for e in r.events]
+        started = metrics.stopwatch()
         try:
             seq = await self._write(events)
+            metrics.LOG_APPEND_SECONDS.labels(self._kind).observe(metrics.stopwatch() - started)
+            metrics.LOG_APPENDS.labels(self._kind).inc()
+            metrics.LOG_APPEND_EVENTS.labels(self._kind).inc(len(events))
             if self.on_written is not None:
                 self.on_written(EventObject(seq, self.clock.now(), tuple(events)))
         except BaseException as e:  # every waiter must wake, whatever happened
+            metrics.LOG_APPEND_FAILURES.labels(self._kind).inc()
             for r in batch:
                 r.error = e
                 r.done.set()
@@ -116,6 +123,7 @@ class Appender:
                 if await self._is_ours(key, events[0].id):
                     break
                 self.lost_races += 1
+                metrics.LOG_LOST_RACES.labels(self._kind).inc()
                 self._known = seq
                 self._next = await tail_seq(self.store, self.prefix, seq) + 1
                 continue
