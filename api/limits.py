@@ -25,6 +25,10 @@ MAX_LIST_PAGE = 1000
 MAX_CATALOG_PAGE = 500
 MAX_SEGMENTS = 16
 INDEX_MODES = ("CLASSIC", "ENHANCED")
+TEXT_LANGUAGES = ("en", "fr", "es", "pt", "it", "de", "nl", "zh", "ja", "ko")
+MAX_TEXT_CONFIGS = 10
+MAX_QUERY_TEXTS = 10
+MAX_QUERY_TEXT = 1024
 
 
 def bucket_name(name: str, max_len: int, field: str = "vectorBucketName") -> str:
@@ -145,3 +149,19 @@ def filter_depth(doc: Any, max_depth: int) -> None:
 
     if depth(doc) > max_depth:
         raise validation(f"Invalid query filter: filters may nest at most {max_depth} levels", "filter")
+
+
+def text_configs(configs: list[Any], field: str) -> list[dict[str, Any]]:
+    """Text search configurations as the catalog stores them: distinct keys of 1-63 characters,
+    a language from the model's list or none (the standard analyzer); status is the server's."""
+    count(configs, 0, MAX_TEXT_CONFIGS, field)
+    out: list[dict[str, Any]] = []
+    for i, c in enumerate(configs):
+        if not 1 <= len(c.metadataKey) <= 63:
+            raise validation("metadataKey must be 1 to 63 characters", f"{field}[{i}].metadataKey")
+        if c.language is not None and c.language not in TEXT_LANGUAGES:
+            raise validation(f"language must be one of {', '.join(TEXT_LANGUAGES)}", f"{field}[{i}].language")
+        if any(o["metadataKey"] == c.metadataKey for o in out):
+            raise validation(f"metadataKey {c.metadataKey!r} is given twice", f"{field}[{i}].metadataKey")
+        out.append({"metadataKey": c.metadataKey} | ({"language": c.language} if c.language else {}))
+    return out

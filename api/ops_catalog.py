@@ -149,9 +149,9 @@ async def index_ref(call: Call, req: IndexAddress, also: tuple[str, ...] = ()) -
     return ref
 
 
-def _text_search_unsupported(configs: list[Any] | None) -> None:
-    if configs:
-        raise validation("full-text search (textSearchConfigurations) is not supported yet", "metadataConfiguration")
+def _needs_enhanced(mode: str, field: str) -> None:
+    if mode != "ENHANCED":
+        raise validation("full-text search needs an index in ENHANCED mode", field)
 
 
 @operation("CreateIndex", models.CreateIndex)
@@ -190,7 +190,13 @@ async def create_index_in(
             raise validation(
                 "metadata keys must be 1 to 63 characters", "metadataConfiguration.nonFilterableMetadataKeys"
             )
-    _text_search_unsupported(config.textSearchConfigurations)
+    text_field = "metadataConfiguration.textSearchConfigurations"
+    text_search = limits.text_configs(config.textSearchConfigurations or [], text_field)
+    if text_search:
+        if call.dialect.name != "s3":
+            raise validation("full-text search is an S3 Vectors feature", text_field)
+        # CreateIndex has no mode of its own: the index takes the bucket's default.
+        _needs_enhanced((await call.engine.get_bucket(bucket)).default_index_mode, text_field)
     cap = call.dialect.max_indexes
     if cap is not None and len(await call.engine.list_indexes(bucket)) >= cap:
         raise ApiError(Kind.QUOTA, f"a vector bucket may hold at most {cap} indexes")
@@ -201,18 +207,26 @@ async def create_index_in(
         metric=shape.distanceMetric,
         non_filterable_keys=non_filterable,
         encryption=limits.encryption(enc.sseType, enc.kmsKeyArn) if enc else None,
+        text_search=text_search,
         tags=limits.tags(tags),
     )
 
 
 @operation("GetIndex", models.IndexAddr)
 async def get_index(call: Call, req: models.IndexAddr) -> Any:
-    i = await call.engine.get_index(await index_ref(call, req))
+    ref = await index_ref(call, req)
+    i = await call.engine.get_index(ref)
+    config: dict[str, Any] = {"nonFilterableMetadataKeys": list(i.non_filterable_keys)}
+    if i.text_search:
+        status = await call.engine.text_search_status(ref)
+        config["textSearchConfigurations"] = [
+            c | {"status": status.get((c["metadataKey"], c.get("language")), "BUILDING")} for c in i.text_search
+        ]
     out = index_summary(call, i) | {
         "dataType": i.data_type,
         "dimension": i.dimension,
         "distanceMetric": i.metric,
-        "metadataConfiguration": {"nonFilterableMetadataKeys": list(i.non_filterable_keys)},
+        "metadataConfiguration": config,
     }
     if call.dialect.name == "s3":
         out |= {"encryptionConfiguration": i.encryption or {"sseType": "AES256"}, "indexMode": i.mode}
@@ -247,11 +261,36 @@ async def update_index_mode(call: Call, req: models.UpdateIndexMode) -> Any:
 @operation("UpdateMetadataConfiguration", models.UpdateMetadataConfiguration)
 async def update_metadata_configuration(call: Call, req: models.UpdateMetadataConfiguration) -> Any:
     ref = await index_ref(call, req)
-    await call.engine.get_index(ref)
+    index = await call.engine.get_index(ref)
     if (req.add is None) == (req.delete is None):
         raise validation("give exactly one of add and delete", "add")
-    _text_search_unsupported([1])
-    return None
+    current = [dict(c) for c in index.text_search]
+    if req.add is not None:
+        added = limits.text_configs(req.add.textSearchConfigurations or [], "add.textSearchConfigurations")
+        if not added:
+            raise validation("add needs at least one text search configuration", "add.textSearchConfigurations")
+        _needs_enhanced(index.mode, "add.textSearchConfigurations")
+        for c in added:
+            if any(o["metadataKey"] == c["metadataKey"] for o in current):
+                raise ApiError(
+                    Kind.CONFLICT, f"metadata key {c['metadataKey']!r} already has a text search configuration"
+                )
+        if len(current) + len(added) > limits.MAX_TEXT_CONFIGS:
+            raise validation(f"an index may have at most {limits.MAX_TEXT_CONFIGS} text search configurations", "add")
+        current += added
+    else:
+        assert req.delete is not None
+        gone = [k.metadataKey for k in req.delete.textSearchConfigurations or []]
+        limits.count(gone, 1, limits.MAX_TEXT_CONFIGS, "delete.textSearchConfigurations")
+        for i, key in enumerate(gone):
+            if not any(c["metadataKey"] == key for c in current):
+                raise validation(
+                    f"metadata key {key!r} has no text search configuration",
+                    f"delete.textSearchConfigurations[{i}].metadataKey",
+                )
+        current = [c for c in current if c["metadataKey"] not in gone]
+    await call.engine.update_text_search(call.ctx, ref, current)
+    return {f"index{call.dialect.id_suffix}": call.index_id(ref)}
 
 
 # --- tags (S3 only: /tags/<arn>) ---------------------------------------------------------------

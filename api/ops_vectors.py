@@ -11,7 +11,9 @@ from api.bodies import PutBatch, parse_put_vectors
 from api.call import Call, operation
 from api.errors import validation
 from api.ops_catalog import index_ref
+from engine.catalog_state import Index
 from engine.live_index import VectorRecord
+from engine.text_search import Scored
 
 
 def _out(rec: VectorRecord, data: bool, metadata: bool) -> dict[str, Any]:
@@ -96,25 +98,64 @@ async def list_vectors(call: Call, req: models.ListVectors) -> Any:
 
 
 def _fingerprint(req: models.QueryVectors) -> str:
-    """Ties a page token to the query it came from: same vector, topK and filter."""
+    """Ties a page token to the query it came from: same vector, texts, topK and filter."""
     vector = req.queryVector.float32 if req.queryVector else []
-    doc = json.dumps([req.indexArn, req.vectorBucketName, req.indexName, req.topK, vector, req.filter], sort_keys=True)
+    texts = [[t.metadataKey, t.text] for t in req.queryTexts or []]
+    doc = json.dumps(
+        [req.indexArn, req.vectorBucketName, req.indexName, req.topK, vector, texts, req.filter], sort_keys=True
+    )
     return hashlib.sha256(doc.encode()).hexdigest()[:24]
+
+
+def _query_texts(req: models.QueryVectors, index: Index) -> list[tuple[str, str]]:
+    """``queryTexts`` checked as the model says: 1-10 entries, text 1-1024 characters, distinct
+    keys, each with a text search configuration on an ENHANCED index."""
+    texts = req.queryTexts
+    if texts is None:
+        return []
+    limits.count(texts, 1, limits.MAX_QUERY_TEXTS, "queryTexts")
+    if index.mode != "ENHANCED" or req.queryMode == "CLASSIC":
+        raise validation("full-text search needs ENHANCED mode", "queryTexts")
+    configured = {c["metadataKey"] for c in index.text_search}
+    seen: set[str] = set()
+    for i, t in enumerate(texts):
+        if not 1 <= len(t.text) <= limits.MAX_QUERY_TEXT:
+            raise validation(f"text must be 1 to {limits.MAX_QUERY_TEXT} characters", f"queryTexts[{i}].text")
+        if t.metadataKey in seen:
+            raise validation("each queryTexts entry must name a different metadataKey", f"queryTexts[{i}].metadataKey")
+        if t.metadataKey not in configured:
+            raise validation(
+                f"metadata key {t.metadataKey!r} has no text search configuration", f"queryTexts[{i}].metadataKey"
+            )
+        seen.add(t.metadataKey)
+    return [(t.metadataKey, t.text) for t in texts]
+
+
+def _scores(h: Scored) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if h.fused is not None:
+        out["fused"] = h.fused
+    if h.distance is not None:
+        out["vectorDistance"] = h.distance
+    if h.bm25:
+        out["bm25Scores"] = [{"metadataKey": k, "score": v} for k, v in h.bm25.items()]
+    return out
 
 
 @operation("QueryVectors", models.QueryVectors)
 async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
-    also = ("GetVectors",) if req.filter is not None or req.returnMetadata else ()
+    also = ("GetVectors",) if req.filter is not None or req.returnMetadata or req.queryTexts else ()
     ref = await index_ref(call, req, also)
     index = await call.engine.get_index(ref)
     top_k = limits.in_range(req.topK, 1, call.dialect.top_k_max, "topK")
-    if req.queryTexts or req.returnScores:
-        raise validation("full-text search (queryTexts, returnScores) is not supported yet", "queryTexts")
-    if req.queryVector is None:
-        raise validation("queryVector is required", "queryVector")
+    if (req.queryTexts or req.returnScores) and call.dialect.name != "s3":
+        raise validation("full-text search (queryTexts, returnScores) is an S3 Vectors feature", "queryTexts")
+    texts = _query_texts(req, index)
+    if req.queryVector is None and not texts:
+        raise validation("give queryVector, queryTexts or both", "queryVector")
     if req.filter is not None:
         limits.filter_depth(req.filter, call.dialect.max_filter_depth)
-    if len(req.queryVector.float32) != index.dimension:
+    if req.queryVector is not None and len(req.queryVector.float32) != index.dimension:
         raise validation(
             f"queryVector has dimension {len(req.queryVector.float32)}; the index expects {index.dimension}",
             "queryVector",
@@ -131,13 +172,16 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         if token.get("q") != fingerprint or not isinstance(token.get("o"), int):
             raise validation("nextToken belongs to a different query", "nextToken")
         offset = token["o"]
-    hits = await call.engine.query_vectors(ref, req.queryVector.float32, top_k, req.filter)
+    vector = req.queryVector.float32 if req.queryVector is not None else None
+    hits = await call.engine.search(ref, vector, texts, top_k, req.filter)
     page = hits[offset : offset + call.dialect.query_page]
     vectors = []
     for h in page:
         v: dict[str, Any] = {"key": h.key}
-        if req.returnDistance:
+        if req.returnDistance and h.distance is not None:
             v["distance"] = h.distance
+        if req.returnScores:
+            v["scores"] = _scores(h)
         if req.returnMetadata:
             v["metadata"] = json.loads(h.metadata) if h.metadata else {}
         vectors.append(v)

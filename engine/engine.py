@@ -140,7 +140,11 @@ class Engine(VectorOps, RecoveryOps, StatusOps):
         self._live.pop(index_id, None)
 
     async def live(self, ref: IndexRef) -> LiveIndex:
-        return await self._live_index(await self.get_index(ref))
+        index = await self.get_index(ref)
+        live = await self._live_index(index)
+        if live.index != index:
+            live.adopt(index)  # e.g. its text configuration changed, maybe in another process
+        return live
 
     # --- buckets ------------------------------------------------------------------------------
 
@@ -277,11 +281,21 @@ class Engine(VectorOps, RecoveryOps, StatusOps):
         await self.catalog.submit(ctx, ev.INDEX_MODE_CHANGED, {"index_id": index.id, "mode": mode})
 
     async def update_text_search(self, ctx: RequestContext, ref: IndexRef, text_search: list[dict[str, Any]]) -> Index:
+        """Replace the index's text search configurations; the materializer backfills the rows
+        already folded (GetIndex says BUILDING until then; queries answer exactly meanwhile)."""
         index = await self.get_index(ref)
         await self.catalog.submit(
             ctx, ev.INDEX_METADATA_CONFIGURATION, {"index_id": index.id, "text_search": text_search}
         )
-        return await self.get_index(ref)
+        live = await self.live(ref)
+        await live.text_changed(ctx)
+        return live.index
+
+    async def text_search_status(self, ref: IndexRef) -> dict[tuple[str, str | None], str]:
+        """BUILDING or ACTIVE per (metadataKey, language) of the index's text configuration."""
+        live = await self.live(ref)
+        await live.refresh()
+        return live.text_status()
 
     def index_by_id(self, index_id: str) -> Index:
         index = self.catalog.state.indexes.get(index_id)

@@ -13,10 +13,12 @@ from engine.context import RequestContext
 from engine.errors import PartialBatch, StoreUnavailable, Throttled, ValidationError
 from engine.filters import compile_filter
 from engine.lance_dataset import Hit
-from engine.live_index import ListPage, LiveIndex, VectorRecord
+from engine.live_index import ListPage, LiveIndex, TextQuery, VectorRecord
 from engine.log import event as ev
 from engine.refs import IndexRef
 from engine.settings import Settings
+from engine.text_analysis import analyze
+from engine.text_search import Scored, hybrid, text_ranking
 
 
 class VectorOps:
@@ -140,6 +142,33 @@ class VectorOps:
         q = validate.vector(live.index, vector)
         flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
         return await live.query(q, top_k, flt)
+
+    async def search(
+        self, ref: IndexRef, vector: Any, texts: list[tuple[str, str]], top_k: int, filter: Any = None
+    ) -> list[Scored]:
+        """Full-text (``texts``: (metadataKey, text) pairs), vector, or hybrid search: BM25 for
+        texts alone, distance for a vector alone, RRF of the two rankings for both."""
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValidationError("topK must be a positive integer", field="topK")
+        live = await self.live(ref)
+        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        vector_hits: list[Scored] = []
+        if vector is not None:
+            q = validate.vector(live.index, vector)
+            vector_hits = [Scored(h.key, h.metadata, distance=h.distance) for h in await live.query(q, top_k, flt)]
+            if not texts:
+                return vector_hits
+        languages = {c["metadataKey"]: c.get("language") for c in live.index.text_search}
+        queries = []
+        for i, (key, text) in enumerate(texts):
+            if key not in languages:
+                raise ValidationError(
+                    f"metadata key {key!r} has no text search configuration", field=f"queryTexts[{i}].metadataKey"
+                )
+            lang = languages[key]
+            queries.append(TextQuery(key, lang, list(dict.fromkeys(analyze(text, lang)))))
+        text_hits = text_ranking(await live.text_search(queries, flt), top_k)
+        return hybrid(vector_hits, text_hits, top_k) if vector is not None else text_hits
 
     async def materialize(self, ref: IndexRef) -> int:
         """Fold everything logged so far for one index now (tools and tests); returns objects folded."""

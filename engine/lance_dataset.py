@@ -5,13 +5,21 @@ Every method is synchronous and blocking; callers run them in worker threads
 are in research/lance.md: IVF-PQ is queried with a refine factor (recall without it is 0.4-0.6),
 filters always prefilter, and new rows are added to the index as delta segments with
 ``optimize_indices(num_indices_to_merge=0)`` because the default re-partitions the index.
+
+Full text: a ``text`` column holds each row's configured text fields as terms already analyzed by
+``engine/text_analysis.py`` (`` <tag>_<term> ...``, a tag per metadata key and language), under an INVERTED
+index with Lance's whitespace tokenizer; it only finds candidate rows, and BM25 is computed by the
+caller (docs/notes/0002-hybrid-search.md). Which configuration the column reflects is recorded in
+the dataset's table metadata, so a reader knows which keys it may use the index for.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +30,19 @@ import lance
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from lance.query import FullTextOperator, MatchQuery
 
 from engine import failpoints
 from engine.distance import distances
 from engine.log.payload import vector_matrix
 from engine.settings import IndexTuning
 from engine.store import LanceLocation
+from engine.text_analysis import text_column
 
 VECTOR_INDEX = "vector_idx"
+TEXT_INDEX = "text_idx"
+TEXT_CONFIG = "vecledger.text_search"  # table metadata: the [key, language] pairs ``text`` holds
+Pairs = list[tuple[str, str | None]]
 _LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
 
 
@@ -66,6 +79,7 @@ def schema(dimension: int) -> pa.Schema:
             pa.field("tokens", pa.list_(pa.string())),
             pa.field("numbers", pa.json_()),
             pa.field("key_hash", pa.uint32()),
+            pa.field("text", pa.string()),
         ]
     )
 
@@ -102,6 +116,8 @@ class LanceDataset:
         self.metric = metric
         self.tuning = tuning
         self._ds: Any = None
+        # The index's text configuration as (key, language) pairs; the LiveIndex keeps it current.
+        self.text_pairs: Pairs = []
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -129,8 +145,19 @@ class LanceDataset:
 
     # --- writes (materializer only) -------------------------------------------------------------
 
+    def _with_text(self, upserts: pa.Table) -> pa.Table:
+        """The upserts with their ``text`` column under the current text configuration."""
+        pairs = list(self.text_pairs)
+        metas = upserts.column("metadata").to_pylist()
+        text = [text_column(json.loads(m) if m and pairs else None, pairs) for m in metas]
+        if "text" in upserts.column_names:
+            upserts = upserts.drop_columns(["text"])
+        return upserts.append_column("text", pa.array(text, pa.string()))
+
     def apply(self, upserts: pa.Table | None, deletes: list[str]) -> int:
         """Delete then upsert by key, in as few commits as possible; returns the new version."""
+        if upserts is not None:
+            upserts = self._with_text(upserts)
         if self._ds is None:
             if upserts is None or len(upserts) == 0:
                 # Nothing to create the dataset with; deletes of unknown keys are no-ops.
@@ -141,7 +168,14 @@ class LanceDataset:
                 mode="create",
                 storage_options=self.location.storage_options or None,
             )
+            self._record_text(self.text_pairs)
             return self.version
+        if "text" not in self._ds.schema.names:  # a dataset from before full-text search
+            self._ds.add_columns({"text": "CAST(NULL AS STRING)"})
+        recorded = text_config(self._ds)
+        if set(recorded) - set(self.text_pairs):
+            # Rows written now lack the keys dropped from the configuration: stop claiming them.
+            self._record_text([p for p in recorded if p in self.text_pairs])
         for i in range(0, len(deletes), 1000):
             self._ds.delete(f"key IN ({_sql_list(deletes[i : i + 1000])})")
         if upserts is not None and len(upserts):
@@ -161,6 +195,7 @@ class LanceDataset:
             return done
         t = self.tuning
         rows = self.count_rows()
+        done += self._maintain_text(rows)
         if not self.has_vector_index():
             if rows >= t.build_threshold:
                 self._build(rows)
@@ -185,6 +220,55 @@ class LanceDataset:
                 self._ds.optimize.optimize_indices(num_indices_to_merge=segments)
                 self.open()
                 done.append("merge")
+        return done
+
+    def _record_text(self, pairs: Iterable[tuple[str, str | None]]) -> None:
+        self._ds.update_metadata({TEXT_CONFIG: json.dumps(sorted([list(p) for p in pairs], key=str))})
+        self.open()
+
+    def _maintain_text(self, rows: int) -> list[str]:
+        """Backfill ``text`` when the configuration gained a key or language, and keep its index."""
+        done: list[str] = []
+        want = sorted(set(self.text_pairs), key=str)
+        if sorted(set(text_config(self._ds)), key=str) != want:
+            if want and rows:
+                failpoints.hit("materializer.text_backfill")
+                pairs = list(want)
+
+                def fill(batch: pa.RecordBatch) -> pa.RecordBatch:
+                    metas = batch.column("metadata").to_pylist()
+                    text = [text_column(json.loads(m) if m else None, pairs) for m in metas]
+                    return pa.RecordBatch.from_arrays([pa.array(text, pa.string())], ["text"])
+
+                if "text" in self._ds.schema.names:
+                    self._ds.drop_columns(["text"])
+                self._ds.add_columns(fill, read_columns=["metadata"])
+                self.open()
+                done.append("text_backfill")
+            self._record_text(want)
+        has_index = any(i["name"] == TEXT_INDEX for i in self._ds.list_indices())
+        if want and rows and (not has_index or "text_backfill" in done):
+            self._ds.create_scalar_index(
+                "text",
+                "INVERTED",
+                name=TEXT_INDEX,
+                replace=True,
+                base_tokenizer="whitespace",
+                lower_case=False,
+                stem=False,
+                remove_stop_words=False,
+                ascii_folding=False,
+                max_token_length=None,
+                with_position=False,
+            )
+            self.open()
+            done.append("text_index")
+        elif has_index:
+            unindexed = int(self._ds.stats.index_stats(TEXT_INDEX).get("num_unindexed_rows", 0))
+            if unindexed >= self.tuning.optimize_unindexed_rows:
+                self._ds.optimize.optimize_indices(index_names=[TEXT_INDEX])
+                self.open()
+                done.append("text_optimize")
         return done
 
     def _partitions(self) -> int:
@@ -328,6 +412,46 @@ def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | No
     order = np.argsort(dist, kind="stable")[:k]
     keys, metas = table.column("key").to_pylist(), table.column("metadata").to_pylist()
     return [Hit(keys[i], float(dist[i]), metas[i]) for i in order]
+
+
+def text_config(ds: Any) -> Pairs:
+    """The (key, language) pairs the dataset's ``text`` column holds for every row."""
+    if ds is None:
+        return []
+    raw = ds.metadata.get(TEXT_CONFIG)
+    return [(str(k), lang) for k, lang in json.loads(raw)] if raw else []
+
+
+_text_stats: dict[tuple[str, int, str], tuple[int, int]] = {}
+
+
+def text_stats(ds: Any, tag: str) -> tuple[int, int]:
+    """(rows holding the tagged field, their total length in terms), cached per dataset version;
+    counted on the ``text`` column with Arrow, never by parsing metadata."""
+    key = (str(ds.uri), int(ds.version), tag)
+    if key not in _text_stats:
+        if len(_text_stats) > 4096:
+            _text_stats.clear()
+        docs = total = 0
+        for batch in ds.to_batches(columns=["text"]):
+            counts = pc.count_substring(batch.column("text"), f" {tag}_").fill_null(0)
+            docs += int(pc.sum(pc.greater(counts, 0)).as_py() or 0)
+            total += int(pc.sum(counts).as_py() or 0)
+        _text_stats[key] = (docs, total)
+    return _text_stats[key]
+
+
+def text_candidates(ds: Any, tagged_terms: list[str]) -> pa.Table:
+    """Every row whose ``text`` holds any of the tagged terms (key, text, metadata), found with the
+    inverted index (rows not indexed yet are scanned by Lance); unfiltered, since BM25's document
+    frequencies count every row."""
+    query = MatchQuery(" ".join(tagged_terms), "text", operator=FullTextOperator.OR)
+    return ds.to_table(full_text_query=query, columns=["key", "text", "metadata"], disable_scoring_autoprojection=True)
+
+
+def scan_metadata(ds: Any) -> pa.Table:
+    """(key, metadata) of every row: the exact path for text keys the index does not hold yet."""
+    return ds.to_table(columns=["key", "metadata"])
 
 
 def take(ds: Any, keys: list[str], columns: list[str]) -> pa.Table:

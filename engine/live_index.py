@@ -22,16 +22,27 @@ from engine.clock import Clock, IdSource
 from engine.context import RequestContext
 from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Unavailable, ValidationError
 from engine.filters import Filter
-from engine.lance_dataset import Hit, key_hash, scan_keys, search, take
+from engine.lance_dataset import (
+    Hit,
+    key_hash,
+    scan_keys,
+    scan_metadata,
+    search,
+    take,
+    text_candidates,
+    text_config,
+    text_stats,
+)
 from engine.lease import Lease
 from engine.log import Appender, EventObject, read_log
-from engine.log.event import ARROW, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
+from engine.log.event import ARROW, TEXT_SEARCH_CHANGED, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
 from engine.log.payload import VectorBatch, Vectors, encode_vectors, parse_metadata, vector_matrix
 from engine.materializer import Checkpoint, Materializer, read_checkpoint
 from engine.quota import WriteQuota
 from engine.settings import Settings
 from engine.store import ObjectStore
 from engine.tail import Tail, TailRow
+from engine.text_analysis import Corpus, analyze, config_pairs, field_text, tag
 
 log = logging.getLogger("vecledger.index")
 CHECKPOINT_POLL = 1.0  # seconds between checkpoint reads when another process folds this index
@@ -42,6 +53,18 @@ class VectorRecord:
     key: str
     vector: Vectors | None
     metadata: dict[str, Any] | None
+
+
+TextHits = dict[str, tuple[float, str | None]]  # row key -> (BM25 score, metadata JSON)
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """One ``queryTexts`` entry, analyzed: the key, its configured language, the distinct terms."""
+
+    metadata_key: str
+    language: str | None
+    terms: list[str]
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,7 @@ class LiveIndex:
         self.reader: Any = None
         lease = Lease(store, keys.index_lease(index.bucket_id, index.id), holder, clock, settings.lease_seconds)
         self.materializer = Materializer(store, index, settings, publish=self.publish, lease=lease)
+        self.materializer.dataset.text_pairs = config_pairs(index.text_search)
         self._appender: Appender | None = None
         self._refresh_lock = anyio.Lock()
         self._last_checkpoint_poll = 0.0
@@ -102,6 +126,31 @@ class LiveIndex:
             on_written=self._written,
         )
         self._last_checkpoint_poll = self.clock.monotonic()
+        if self.settings.run_materializers and "BUILDING" in self.text_status().values():
+            # A dataset built without this configuration (a restore replays into a fresh dataset
+            # without it): log a marker so that the materializer folds and backfills.
+            await self.text_changed(RequestContext.system(self.index.account))
+
+    def adopt(self, index: Index) -> bool:
+        """Take a newer catalog record of this index (its text configuration may have changed);
+        the materializer backfills the ``text`` column on its next fold. True if text changed."""
+        changed = index.text_search != self.index.text_search
+        self.index = index
+        self.materializer.index = index
+        self.materializer.dataset.text_pairs = config_pairs(index.text_search)
+        return changed
+
+    async def text_changed(self, ctx: RequestContext) -> None:
+        """Log a marker so that the materializer folds (and backfills) even if no vector comes."""
+        payload = json_payload({"text_search": list(self.index.text_search)})
+        await self._append([self._event(ctx, TEXT_SEARCH_CHANGED, payload, "json", {})])
+
+    def text_status(self) -> dict[tuple[str, str | None], str]:
+        """ACTIVE for the text keys the served dataset indexes (or when it has no rows to backfill),
+        BUILDING for the others: queries answer either way, exactly, the latter by a scan."""
+        reader = self.reader
+        done = set(text_config(reader)) if reader is not None and reader.count_rows() else None
+        return {p: "ACTIVE" if done is None or p in done else "BUILDING" for p in config_pairs(self.index.text_search)}
 
     async def publish(self, checkpoint: Checkpoint, reader: Any) -> None:
         """Adopt a newer materialized state: swap the snapshot, forget the folded tail."""
@@ -199,6 +248,34 @@ class LiveIndex:
         merged = sorted(tail_hits + kept, key=lambda h: h.distance)
         return merged[:k]
 
+    async def text_search(self, queries: list[TextQuery], flt: Filter | None) -> dict[str, TextHits]:
+        """BM25 per queried key: {metadataKey: {row key: (score, metadata)}} for the rows that pass
+        the filter and hold a query term. Statistics count every row (dataset and tail, filter or
+        not), so a score does not depend on the filter or on what is folded yet."""
+        await self.refresh()
+        out: dict[str, TextHits] = {}
+        for q in queries:
+            # Snapshot and tail together, no await in between (as in ``query``).
+            reader, touched, corpus = self.reader, self.tail.touched(), Corpus(q.terms)
+            passes: dict[str, bool] = {}
+            for key, text, meta, raw in self.tail.text_rows(q.metadata_key):
+                doc = analyze(text, q.language)
+                if doc:
+                    corpus.add_stats(1, len(doc))
+                    corpus.add_candidate(key, doc, raw)
+                    passes[key] = flt is None or flt.predicate(meta)
+            if q.terms:
+                await anyio.to_thread.run_sync(_dataset_corpus, reader, q, touched, corpus)
+            hits: TextHits = {}
+            for key, (tf, length, raw) in corpus.candidates.items():
+                ok = passes.get(key)
+                if ok is None:
+                    ok = flt is None or flt.predicate(parse_metadata(raw) or {})
+                if ok:
+                    hits[key] = (corpus.score(tf, length), raw)
+            out[q.metadata_key] = hits
+        return out
+
     async def get(self, keys_: list[str], return_data: bool, return_metadata: bool) -> list[VectorRecord]:
         await self.refresh()
         found: dict[str, VectorRecord] = {}
@@ -255,6 +332,38 @@ class LiveIndex:
         out = [_shape(records[k], return_data, return_metadata) for k in page if k in records]
         next_token = _encode_token(page[-1], segment_count, segment_index) if more and page else None
         return ListPage(out, next_token)
+
+
+def _dataset_corpus(reader: Any, q: TextQuery, touched: set[str], corpus: Corpus) -> None:
+    """Add the dataset's rows (those the tail does not decide) to a query's statistics and
+    candidates: through the inverted index when the ``text`` column holds this key, else by
+    analyzing every row's metadata (a key still being backfilled)."""
+    if reader is None:
+        return
+    t = tag(q.metadata_key, q.language)
+    if (q.metadata_key, q.language) in text_config(reader):
+        docs, total = text_stats(reader, t)
+        prefix = t + "_"
+        if touched:
+            for text in take(reader, sorted(touched), ["key", "text"]).column("text").to_pylist():
+                n = sum(1 for tok in (text or "").split() if tok.startswith(prefix))
+                docs, total = docs - (n > 0), total - n
+        corpus.add_stats(docs, total)
+        table = text_candidates(reader, [prefix + term for term in q.terms])
+        columns = [table.column(c).to_pylist() for c in ("key", "text", "metadata")]
+        for key, text, raw in zip(*columns, strict=True):
+            if key not in touched:
+                corpus.add_candidate(key, [tok[len(prefix) :] for tok in text.split() if tok.startswith(prefix)], raw)
+        return
+    table = scan_metadata(reader)
+    for key, raw in zip(table.column("key").to_pylist(), table.column("metadata").to_pylist(), strict=True):
+        if key in touched or not raw:
+            continue
+        text = field_text((parse_metadata(raw) or {}).get(q.metadata_key))
+        doc = analyze(text, q.language) if text is not None else []
+        if doc:
+            corpus.add_stats(1, len(doc))
+            corpus.add_candidate(key, doc, raw)
 
 
 def _records(table: Any) -> list[VectorRecord]:

@@ -20,6 +20,7 @@ from engine.errors import CorruptEvent
 from engine.filters import Predicate
 from engine.log.event import VECTORS_DELETED, VECTORS_PUT, EventObject
 from engine.log.payload import VectorBatch, Vectors, decode_vectors
+from engine.text_analysis import field_text
 
 
 @dataclass
@@ -176,3 +177,15 @@ class Tail:
             chunk, row = owners[i]
             out.append((chunk.batch.keys[row], float(dist[i]), chunk.batch.metadata[row]))
         return out
+
+    def text_rows(self, metadata_key: str) -> Iterator[tuple[str, str, dict[str, Any], str | None]]:
+        """(key, searchable text, metadata, metadata JSON) of every live row holding text there."""
+        for chunk in self._chunks:
+            rows = np.flatnonzero(chunk.live)
+            if not len(rows):
+                continue
+            metas = chunk.metadata_dicts()
+            for r in rows:
+                text = field_text(metas[r].get(metadata_key))
+                if text is not None:
+                    yield chunk.batch.keys[r], text, metas[r], chunk.batch.metadata[r]

@@ -51,6 +51,8 @@ VECTORS_PUT = "vectors.put"
 VECTORS_DELETED = "vectors.deleted"
 # First event of a restored index: "the state of <bucket_id>/<index_id> at <upto_seq>".
 VECTORS_RESTORED = "vectors.restored"
+# "The text search configuration changed": folding it backfills the indexed text (no rows change).
+TEXT_SEARCH_CHANGED = "vectors.text_search"
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ def run(ds: data.Dataset, quick: bool) -> dict[str, Any]:
                 )
         fig["qps_8_clients"] = clients.query_throughput(server, ds, BUCKET, INDEX, 8, 3 if quick else 10)
         fig["server_peak_rss_serving_bytes"] = server.peak_rss()
+        fig.update(clients.hybrid_latency(server, ds, rows=min(ds.n, 2_000 if quick else 20_000), queries=nq))
         log_bytes = sum(p.stat().st_size for p in log_dir(server.root).iterdir())
         fig["log_bytes_per_vector"] = log_bytes / ds.n
         fig["read_your_writes_retries"] = max(clients.read_your_writes(server, ds, BUCKET, INDEX, 20))
