@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import snowballstemmer
 
 LANGUAGES = ("en", "fr", "es", "pt", "it", "de", "nl", "zh", "ja", "ko")
 STANDARD = "standard"  # the analyzer of a configuration without a language
@@ -23,14 +26,36 @@ _WORD = re.compile(r"[^\W_]+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
 
-def analyze(text: str, language: str | None) -> list[str]:
-    """Terms of ``text``: lowercased runs of letters and digits (the standard analyzer); for zh, ja
-    and ko, runs of CJK characters become overlapping bigrams (those scripts have no spaces).
+# The Snowball algorithms, as Lance's (Tantivy's) stemmers for these languages use them.
+_SNOWBALL = {
+    "en": "english",
+    "fr": "french",
+    "es": "spanish",
+    "pt": "portuguese",
+    "it": "italian",
+    "de": "german",
+    "nl": "dutch",
+}
+_stemmers = threading.local()  # a Snowball stemmer object keeps state while it stems: one per thread
 
-    No stemming or stop words: a Snowball stemmer would need a dependency this change does not
-    add; every language gets the standard analyzer until then (see the design note).
+
+def _stem(words: list[str], language: str) -> list[str]:
+    cache = _stemmers.__dict__
+    if language not in cache:
+        cache[language] = snowballstemmer.stemmer(_SNOWBALL[language])
+    return list(cache[language].stemWords(words))
+
+
+def analyze(text: str, language: str | None) -> list[str]:
+    """Terms of ``text``: lowercased runs of letters and digits (the standard analyzer), stemmed
+    with the Snowball stemmer of en, fr, es, pt, it, de and nl; for zh, ja and ko, runs of CJK
+    characters become overlapping bigrams (those scripts have no spaces). No stop words are removed:
+    BM25's idf already makes them cheap, and a list per language would be one more thing for the
+    tail and the dataset to agree on.
     """
     words = _WORD.findall(text.lower())
+    if language in _SNOWBALL:
+        return _stem(words, language)
     if language not in CJK_LANGUAGES:
         return words
     out: list[str] = []

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import snowballstemmer
 
 from engine.context import RequestContext
 from engine.refs import IndexRef
@@ -104,7 +105,8 @@ def client(server: RunningServer) -> Any:
 
 
 def tokens(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+", text.lower())
+    """The analyzer's specification for "en": lowercase, letters and digits, English Snowball stems."""
+    return list(snowballstemmer.stemmer("english").stemWords(re.findall(r"[^\W_]+", text.lower())))
 
 
 def bm25(docs: dict[str, str], query: str) -> dict[str, float]:

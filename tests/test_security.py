@@ -194,8 +194,10 @@ def test_secret_keys_never_reach_the_logs(backend: Backend, caplog: pytest.LogCa
                 send(srv, dialect, "PutVectors", b'{"indexName":"idx","vectors":[{"key":"a"}]}', cred)
                 send(srv, dialect, "QueryVectors", b"{not json", cred)
     # Every log line of the process: the server's, and the SDKs' (which log requests, signed headers included).
-    assert len(caplog.records) > 100
     text = "\n".join(f"{r.name} {r.getMessage()} {r.exc_info or ''}" for r in caplog.records)
+    # The capture saw the signed traffic: 27 requests, each logged by urllib3 (how many other lines
+    # the SDKs log varies with load and versions).
+    assert text.count('"POST ') >= 27
     for secret in (ALICE.secret_access_key, BOB.secret_access_key, wrong.secret_access_key):
         assert secret not in text
 
