@@ -336,3 +336,40 @@ async def test_pitr_restore_keeps_text_search(backend: Backend) -> None:
         assert [h.key for h in hits] == ranked(bm25(first, "the fox"))[:10]
         live = await eng.live(back)
         assert set(live.text_status().values()) == {"ACTIVE"}
+
+
+def test_text_results_page_with_next_token(backend: Backend) -> None:
+    """150 matches of a text query come in two pages of the dialect's size (100), in BM25 order."""
+    rng = np.random.default_rng(3)
+    words = ["alpha", "beta", "gamma", "delta", "echo"]
+    texts = {f"p{i:03d}": " ".join(["common", *rng.choice(words, size=int(rng.integers(1, 8)))]) for i in range(150)}
+    with running_server(backend.with_settings(run_materializers=False)) as server:
+        s3v = client(server)
+        s3v.create_vector_bucket(vectorBucketName="pages")
+        s3v.put_vector_bucket_default_index_mode(vectorBucketName="pages", defaultIndexMode="ENHANCED")
+        s3v.create_index(
+            vectorBucketName="pages",
+            indexName="docs",
+            dataType="float32",
+            dimension=DIM,
+            distanceMetric="euclidean",
+            metadataConfiguration={"textSearchConfigurations": [{"metadataKey": "text", "language": "en"}]},
+        )
+        s3v.put_vectors(
+            vectorBucketName="pages",
+            indexName="docs",
+            vectors=[
+                {"key": k, "data": {"float32": rng.standard_normal(DIM).tolist()}, "metadata": {"text": t}}
+                for k, t in texts.items()
+            ],
+        )
+        ask = {"vectorBucketName": "pages", "indexName": "docs", "topK": 150, "returnScores": True}
+        texts_query = [{"metadataKey": "text", "text": "common alpha"}]
+        first = s3v.query_vectors(**ask, queryTexts=texts_query)
+        assert len(first["vectors"]) == 100 and first.get("nextToken")
+        second = s3v.query_vectors(**ask, queryTexts=texts_query, nextToken=first["nextToken"])
+        assert len(second["vectors"]) == 50 and not second.get("nextToken")
+        keys = [v["key"] for v in first["vectors"] + second["vectors"]]
+        assert keys == ranked(bm25(texts, "common alpha"))[:150]
+        with pytest.raises(s3v.exceptions.ValidationException):  # a token binds its query
+            s3v.query_vectors(**ask, queryTexts=[{"metadataKey": "text", "text": "beta"}], nextToken=first["nextToken"])
