@@ -6,6 +6,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 from api import limits, models
 from api.bodies import PutBatch, parse_put_vectors
 from api.call import Call, operation
@@ -101,10 +103,12 @@ def _fingerprint(req: models.QueryVectors) -> str:
     """Ties a page token to the query it came from: same vector, texts, topK and filter."""
     vector = req.queryVector.float32 if req.queryVector else []
     texts = [[t.metadataKey, t.text] for t in req.queryTexts or []]
-    doc = json.dumps(
-        [req.indexArn, req.vectorBucketName, req.indexName, req.topK, vector, texts, req.filter], sort_keys=True
-    )
-    return hashlib.sha256(doc.encode()).hexdigest()[:24]
+    parts = [req.indexArn, req.vectorBucketName, req.indexName, req.topK, vector, texts, req.filter]
+    try:
+        doc = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer past 64 bits in the filter: json takes any
+        doc = json.dumps(parts, sort_keys=True).encode()
+    return hashlib.sha256(doc).hexdigest()[:24]
 
 
 def _query_texts(req: models.QueryVectors, index: Index) -> list[tuple[str, str]]:
@@ -166,10 +170,9 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         if req.queryMode == "CLASSIC" and index.mode == "ENHANCED":
             raise validation("queryMode CLASSIC cannot be used on an ENHANCED index", "queryMode")
     offset = 0
-    fingerprint = _fingerprint(req)
     if req.nextToken is not None:
         token = limits.decode_token(req.nextToken)
-        if token.get("q") != fingerprint or not isinstance(token.get("o"), int):
+        if token.get("q") != _fingerprint(req) or not isinstance(token.get("o"), int):
             raise validation("nextToken belongs to a different query", "nextToken")
         offset = token["o"]
     vector = req.queryVector.float32 if req.queryVector is not None else None
@@ -183,10 +186,10 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         if req.returnScores:
             v["scores"] = _scores(h)
         if req.returnMetadata:
-            v["metadata"] = json.loads(h.metadata) if h.metadata else {}
+            v["metadata"] = orjson.loads(h.metadata) if h.metadata else {}
         vectors.append(v)
     out: dict[str, Any] = {"vectors": vectors, "distanceMetric": index.metric}
     end = offset + len(page)
     if end < len(hits):
-        out["nextToken"] = limits.encode_token({"q": fingerprint, "o": end})
+        out["nextToken"] = limits.encode_token({"q": _fingerprint(req), "o": end})
     return out

@@ -188,8 +188,12 @@ class LanceDataset:
         self.open()
         return self.version
 
-    def maintain(self) -> list[str]:
-        """Build, extend, retrain and compact the vector index as the data grows; returns what ran."""
+    def maintain(self, settled: bool = False) -> list[str]:
+        """Build, extend, retrain and compact the vector index as the data grows; returns what ran.
+
+        ``settled``: this fold was not part of a backlog. Delta segments are then merged into one
+        at once (each query searches every segment), not only past ``max_index_segments``.
+        """
         done: list[str] = []
         if self._ds is None:
             return done
@@ -217,6 +221,12 @@ class LanceDataset:
             done.append("optimize")
             segments = int(self._index_stats().get("num_segments", 1))
             if segments > t.max_index_segments:
+                self._ds.optimize.optimize_indices(num_indices_to_merge=segments)
+                self.open()
+                done.append("merge")
+        if settled and self.has_vector_index():
+            segments = int(self._index_stats().get("num_segments", 1))
+            if segments > 1:
                 self._ds.optimize.optimize_indices(num_indices_to_merge=segments)
                 self.open()
                 done.append("merge")

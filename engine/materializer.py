@@ -223,7 +223,8 @@ class Materializer:
         await anyio.to_thread.run_sync(self.dataset.apply, upserts, tail.deleted_keys())
         await self._fence()
         if self.maintain_index:
-            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
+            backlog = folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows
+            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, not backlog)
             _count_maintenance(self.last_maintenance)
         await anyio.to_thread.run_sync(release_memory)
         failpoints.hit("materializer.after_lance_commit")
