@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import numpy as np
@@ -12,16 +11,6 @@ import orjson
 from rich.console import Console
 
 from api.cli_client import RateColumn, Remote, bucket_index_options, client_options, index_info
-
-DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
-RETRYABLE_CODES = {
-    "ThrottlingException",
-    "TooManyRequestsException",
-    "ServiceUnavailableException",
-    "SlowDown",
-    "QpsLimitExceeded",
-}
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _kind(value: Any) -> str:
