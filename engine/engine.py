@@ -119,8 +119,9 @@ class Engine(VectorOps, RecoveryOps, StatusOps):
                     await live.materializer.release()  # let another process take over at once
 
     async def _follow_catalog(self) -> None:
-        """Start folding indexes other processes create, stop for those they delete: every
-        process that materializes is a candidate for every index's lease."""
+        """Start folding indexes other processes create, stop for those they delete, and adopt
+        their changes (a text search configuration to backfill): every process that materializes
+        is a candidate for every index's lease, requests or not."""
         while True:
             await anyio.sleep(self.settings.materialize_idle_interval)
             try:
@@ -128,8 +129,11 @@ class Engine(VectorOps, RecoveryOps, StatusOps):
             except StoreUnavailable:
                 continue
             for index in list(state.indexes.values()):
-                if index.id not in self._live:
+                live = self._live.get(index.id)
+                if live is None:
                     await self._live_index(index)
+                elif live.index != index:
+                    live.adopt(index)
             for index_id in [i for i in self._live if i not in state.indexes]:
                 self._forget(index_id)
 

@@ -31,11 +31,12 @@ from engine.filters import index_terms
 from engine.lance_dataset import LanceDataset, key_hash, shape
 from engine.lease import Lease
 from engine.log import metrics, read_log
-from engine.log.event import VECTORS_RESTORED
+from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
 from engine.log.payload import VectorBatch, vectors_array
 from engine.settings import Settings
 from engine.store import ObjectStore
 from engine.tail import Tail
+from engine.text_analysis import config_pairs
 
 log = logging.getLogger("vecledger.materializer")
 
@@ -206,6 +207,11 @@ class Materializer:
                     await self._fold_restored(obj.seq, marker.json())
                     return 1
                 tail.apply(obj)
+                for event in obj.events:
+                    if event.type == TEXT_SEARCH_CHANGED:
+                        # The log carries the configuration the backfill needs, so a materializer
+                        # in another process need not have seen the catalog change yet.
+                        self.dataset.text_pairs = config_pairs(event.json().get("text_search", []))
                 folded += 1
                 if folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows:
                     break

@@ -373,3 +373,30 @@ def test_text_results_page_with_next_token(backend: Backend) -> None:
         assert keys == ranked(bm25(texts, "common alpha"))[:150]
         with pytest.raises(s3v.exceptions.ValidationException):  # a token binds its query
             s3v.query_vectors(**ask, queryTexts=[{"metadataKey": "text", "text": "beta"}], nextToken=first["nextToken"])
+
+
+async def test_a_materializer_in_another_process_backfills_a_new_text_key(backend: Backend) -> None:
+    """The API process adds a text key; the process that folds learns it from the log's marker
+    (not from a request of its own) and backfills: the key turns ACTIVE on the folded dataset."""
+    texts, vectors, meta = corpus()
+    keys = list(texts)
+    idle = backend.with_settings(run_materializers=False)
+    async with idle.engine(seed=1) as api, idle.engine(seed=2) as folder:
+        from engine.refs import BucketRef
+
+        bucket = BucketRef("111122223333", "hyb")
+        await api.create_bucket(CTX, bucket)
+        await api.put_default_index_mode(CTX, bucket, "ENHANCED")
+        ref = IndexRef("111122223333", "hyb", "docs")
+        await api.create_index(CTX, ref, dimension=DIM, metric="euclidean")
+        await api.put_vectors(CTX, ref, keys, np.stack([vectors[k] for k in keys]), [meta[k] for k in keys])
+        await folder.materialize(ref)  # the folder opens the index before the change
+        folding = folder._live[(await folder.get_index(ref)).id]
+        await api.update_text_search(CTX, ref, [{"metadataKey": "text", "language": "en"}])
+        assert folding.index.text_search == ()  # it has not looked at the catalog since
+        await folding.materializer.run_to_end()  # its background loop's fold: no catalog lookup
+        from engine.lance_dataset import text_config
+
+        assert ("text", "en") in text_config(folding.materializer.dataset.snapshot())
+        hits = await api.search(ref, None, [("text", "the fox")], 10)
+        assert [h.key for h in hits] == ranked(bm25(texts, "the fox"))[:10]
