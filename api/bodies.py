@@ -18,6 +18,7 @@ from pydantic import ValidationError as PydanticError
 
 from api import models
 from api.errors import ApiError, Kind
+from engine.log.payload import orjson_exact
 
 _ADDR = ("vectorBucketName", "indexName", "indexArn")
 _PUT_FIELDS = frozenset((*_ADDR, "vectors"))
@@ -75,6 +76,8 @@ def parse_put_vectors(body: bytes) -> PutBatch:
 
 def _fast_put(body: bytes) -> PutBatch | None:
     """The common, well-formed body in C-speed steps; None whenever anything looks unusual."""
+    if not orjson_exact(body):
+        return None  # an integer past 64 bits (in metadata): the model keeps it exact
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -15,6 +15,7 @@ from api.errors import validation
 from api.ops_catalog import index_ref
 from engine.catalog_state import Index
 from engine.live_index import VectorRecord
+from engine.log.payload import parse_metadata
 from engine.text_search import Scored
 
 
@@ -186,7 +187,7 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         if req.returnScores:
             v["scores"] = _scores(h)
         if req.returnMetadata:
-            v["metadata"] = orjson.loads(h.metadata) if h.metadata else {}
+            v["metadata"] = parse_metadata(h.metadata) or {}
         vectors.append(v)
     out: dict[str, Any] = {"vectors": vectors, "distanceMetric": index.metric}
     end = offset + len(page)

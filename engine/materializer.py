@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-import orjson
 import pyarrow as pa
 
 from engine import failpoints, keys
@@ -32,7 +31,7 @@ from engine.lance_dataset import LanceDataset, key_hash, shape
 from engine.lease import Lease
 from engine.log import metrics, read_log
 from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
-from engine.log.payload import VectorBatch, vectors_array
+from engine.log.payload import VectorBatch, parse_metadata, vectors_array
 from engine.settings import Settings
 from engine.store import ObjectStore
 from engine.tail import Tail
@@ -63,7 +62,7 @@ def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
     """Rows in the dataset's schema, with the filter columns derived from the metadata."""
     tokens, numbers = [], []
     for meta in rows.metadata:
-        t, n = index_terms(orjson.loads(meta) if meta else None, non_filterable)
+        t, n = index_terms(parse_metadata(meta), non_filterable)
         tokens.append(t)
         numbers.append(n)
     return pa.table(

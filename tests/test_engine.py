@@ -297,3 +297,16 @@ async def test_racing_bucket_creation_has_one_winner(backend: Backend) -> None:
         winner = next(r for r in results if not isinstance(r, BaseException))
         assert (await one.get_bucket(BucketRef(ACCOUNT, "contested"))).id == winner.id  # type: ignore[union-attr]
         assert (await two.get_bucket(BucketRef(ACCOUNT, "contested"))).id == winner.id  # type: ignore[union-attr]
+
+
+async def test_integers_past_64_bits_in_metadata_come_back_and_filter_exactly(backend: Backend) -> None:
+    big = 123456789012345678901234567890  # filters compare numbers as doubles (note 0001)
+    async with backend.engine() as eng:
+        await make_index(eng)
+        await eng.put_vectors(CTX, INDEX, ["a", "b"], np.eye(2, 4, dtype=np.float32), [{"n": big}, {"n": 2 * big}])
+        for _ in range(2):  # from the tail, then from the folded dataset
+            got = await eng.get_vectors(INDEX, ["a"], return_metadata=True)
+            assert got[0].metadata == {"n": big} and type(got[0].metadata["n"]) is int
+            hits = await eng.query_vectors(INDEX, np.ones(4, np.float32), 5, {"n": big})
+            assert [h.key for h in hits] == ["a"]
+            await eng.materialize(INDEX)

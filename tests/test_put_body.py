@@ -78,3 +78,10 @@ def test_true_in_metadata_does_not_defeat_the_fast_path() -> None:
     raw = body([{"key": "a", "data": {"float32": [1.0, 2.0]}, "metadata": {"flag": True, "no": False}}])
     fast = _fast_put(raw)
     assert fast is not None and fast.metadata == [{"flag": True, "no": False}]
+
+
+def test_an_integer_past_64_bits_takes_the_exact_path() -> None:
+    big = 123456789012345678901234567890
+    raw = body([{"key": "a", "data": {"float32": [1.0, 2.0]}, "metadata": {"n": big}}])
+    assert _fast_put(raw) is None  # orjson would round it to a float
+    assert parse_put_vectors(raw).metadata == [{"n": big}]

@@ -7,6 +7,7 @@ costs a memcpy rather than half a million ``repr`` calls.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +56,23 @@ def metadata_text(value: object) -> str | None:
     return None if value is None else json_bytes(value).decode()
 
 
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+def orjson_exact(data: str | bytes) -> bool:
+    """Whether orjson reads this JSON exactly: 19+ digits in a row may be an integer past 64 bits,
+    which orjson would round to a float (``json`` keeps it)."""
+    if isinstance(data, bytes):
+        return _LONG_DIGITS_BYTES.search(data) is None
+    return _LONG_DIGITS.search(data) is None
+
+
 def parse_metadata(text: str | None) -> dict[str, Any] | None:
-    """The inverse of ``metadata_text``."""
-    return None if not text else dict(orjson.loads(text))
+    """The inverse of ``metadata_text``: a value must come back, and filter, exactly as it was sent."""
+    if not text:
+        return None
+    return dict(orjson.loads(text) if orjson_exact(text) else json.loads(text))
 
 
 def vectors_array(vectors: Vectors) -> pa.FixedSizeListArray:
