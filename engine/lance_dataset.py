@@ -19,7 +19,7 @@ import json
 import math
 import os
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from lance.query import FullTextOperator, MatchQuery
 
 from engine import failpoints
 from engine.distance import distances
-from engine.log.payload import vector_matrix
+from engine.log.payload import parse_metadata, vector_matrix
 from engine.settings import IndexTuning
 from engine.store import LanceLocation
 from engine.text_analysis import text_column
@@ -63,6 +63,14 @@ def _open(location: LanceLocation, version: int | None) -> Any:
     return lance.dataset(
         location.uri, version=version, storage_options=location.storage_options or None, session=_session
     )
+
+
+def _text_values(metadata: pa.Array | pa.ChunkedArray, pairs: Pairs) -> pa.Array:
+    """The ``text`` column for rows with this metadata (all null without a text configuration, which
+    is most indexes: their folds parse no metadata for it)."""
+    if not pairs:
+        return pa.nulls(len(metadata), pa.string())
+    return pa.array([text_column(parse_metadata(m), pairs) for m in metadata.to_pylist()], pa.string())
 
 
 def key_hash(key: str) -> int:
@@ -147,12 +155,9 @@ class LanceDataset:
 
     def _with_text(self, upserts: pa.Table) -> pa.Table:
         """The upserts with their ``text`` column under the current text configuration."""
-        pairs = list(self.text_pairs)
-        metas = upserts.column("metadata").to_pylist()
-        text = [text_column(json.loads(m) if m and pairs else None, pairs) for m in metas]
         if "text" in upserts.column_names:
             upserts = upserts.drop_columns(["text"])
-        return upserts.append_column("text", pa.array(text, pa.string()))
+        return upserts.append_column("text", _text_values(upserts.column("metadata"), list(self.text_pairs)))
 
     def apply(self, upserts: pa.Table | None, deletes: list[str]) -> int:
         """Delete then upsert by key, in as few commits as possible; returns the new version."""
@@ -219,14 +224,9 @@ class LanceDataset:
             self._ds.optimize.optimize_indices(num_indices_to_merge=0)
             self.open()
             done.append("optimize")
+        if self.has_vector_index() and (settled or "optimize" in done):
             segments = int(self._index_stats().get("num_segments", 1))
-            if segments > t.max_index_segments:
-                self._ds.optimize.optimize_indices(num_indices_to_merge=segments)
-                self.open()
-                done.append("merge")
-        if settled and self.has_vector_index():
-            segments = int(self._index_stats().get("num_segments", 1))
-            if segments > 1:
+            if segments > (1 if settled else t.max_index_segments):
                 self._ds.optimize.optimize_indices(num_indices_to_merge=segments)
                 self.open()
                 done.append("merge")
@@ -246,9 +246,7 @@ class LanceDataset:
                 pairs = list(want)
 
                 def fill(batch: pa.RecordBatch) -> pa.RecordBatch:
-                    metas = batch.column("metadata").to_pylist()
-                    text = [text_column(json.loads(m) if m else None, pairs) for m in metas]
-                    return pa.RecordBatch.from_arrays([pa.array(text, pa.string())], ["text"])
+                    return pa.RecordBatch.from_arrays([_text_values(batch.column("metadata"), pairs)], ["text"])
 
                 if "text" in self._ds.schema.names:
                     self._ds.drop_columns(["text"])
@@ -326,17 +324,23 @@ class LanceDataset:
 # --- reads (on snapshot handles, from any thread) ---------------------------------------------
 
 
-_match_counts: dict[tuple[str, int, str], int] = {}
+_per_version: dict[tuple[str, str, int, str], Any] = {}
+
+
+def _cached(what: str, ds: Any, arg: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per (what, dataset version, arg): a version never changes, so what reads
+    derive from it (filter match counts, index shape, text statistics) is computed once."""
+    key = (what, str(ds.uri), int(ds.version), arg)
+    if key not in _per_version:
+        if len(_per_version) > 4096:
+            _per_version.clear()
+        _per_version[key] = compute()
+    return _per_version[key]
 
 
 def _matches(ds: Any, sql_filter: str) -> int:
     """How many rows a filter keeps, cached per dataset version (a scan of the filter columns)."""
-    key = (str(ds.uri), int(ds.version), sql_filter)
-    if key not in _match_counts:
-        if len(_match_counts) > 4096:
-            _match_counts.clear()
-        _match_counts[key] = int(ds.count_rows(filter=sql_filter))
-    return _match_counts[key]
+    return int(_cached("matches", ds, sql_filter, lambda: int(ds.count_rows(filter=sql_filter))))
 
 
 @dataclass(frozen=True)
@@ -344,9 +348,6 @@ class _Shape:
     rows: int
     partitions: int  # 0: no vector index (flat search)
     nprobes: int
-
-
-_shapes: dict[tuple[str, int], _Shape] = {}
 
 
 def shape(ds: Any, tuning: IndexTuning) -> _Shape:
@@ -358,10 +359,8 @@ def shape(ds: Any, tuning: IndexTuning) -> _Shape:
     has fewer, larger partitions than a fresh one; probing the same count would scan up to twice
     the rows for no gain in recall.
     """
-    key = (str(ds.uri), int(ds.version))
-    if key not in _shapes:
-        if len(_shapes) > 4096:
-            _shapes.clear()
+
+    def compute() -> _Shape:
         rows, partitions, count = int(ds.count_rows()), 0, tuning.nprobes
         if any(i["name"] == VECTOR_INDEX for i in ds.list_indices()):
             segments = ds.stats.index_stats(VECTOR_INDEX).get("segments") or [{}]
@@ -369,8 +368,10 @@ def shape(ds: Any, tuning: IndexTuning) -> _Shape:
             ideal = ivf_pq_params(rows, ds.schema.field("vector").type.list_size)[0]
             if partitions:
                 count = max(min(4, partitions), min(partitions, round(tuning.nprobes * partitions / ideal)))
-        _shapes[key] = _Shape(rows, partitions, count)
-    return _shapes[key]
+        return _Shape(rows, partitions, count)
+
+    shaped: _Shape = _cached("shape", ds, str(tuning.nprobes), compute)
+    return shaped
 
 
 def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | None, tuning: IndexTuning) -> list[Hit]:
@@ -432,23 +433,20 @@ def text_config(ds: Any) -> Pairs:
     return [(str(k), lang) for k, lang in json.loads(raw)] if raw else []
 
 
-_text_stats: dict[tuple[str, int, str], tuple[int, int]] = {}
-
-
 def text_stats(ds: Any, tag: str) -> tuple[int, int]:
     """(rows holding the tagged field, their total length in terms), cached per dataset version;
     counted on the ``text`` column with Arrow, never by parsing metadata."""
-    key = (str(ds.uri), int(ds.version), tag)
-    if key not in _text_stats:
-        if len(_text_stats) > 4096:
-            _text_stats.clear()
+
+    def compute() -> tuple[int, int]:
         docs = total = 0
         for batch in ds.to_batches(columns=["text"]):
             counts = pc.count_substring(batch.column("text"), f" {tag}_").fill_null(0)
             docs += int(pc.sum(pc.greater(counts, 0)).as_py() or 0)
             total += int(pc.sum(counts).as_py() or 0)
-        _text_stats[key] = (docs, total)
-    return _text_stats[key]
+        return docs, total
+
+    stats: tuple[int, int] = _cached("text_stats", ds, tag, compute)
+    return stats
 
 
 def text_candidates(ds: Any, tagged_terms: list[str]) -> pa.Table:

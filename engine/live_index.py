@@ -148,9 +148,12 @@ class LiveIndex:
     def text_status(self) -> dict[tuple[str, str | None], str]:
         """ACTIVE for the text keys the served dataset indexes (or when it has no rows to backfill),
         BUILDING for the others: queries answer either way, exactly, the latter by a scan."""
+        pairs = config_pairs(self.index.text_search)
+        if not pairs:
+            return {}  # most indexes: nothing to ask the dataset (this runs as every index opens)
         reader = self.reader
         done = set(text_config(reader)) if reader is not None and reader.count_rows() else None
-        return {p: "ACTIVE" if done is None or p in done else "BUILDING" for p in config_pairs(self.index.text_search)}
+        return {p: "ACTIVE" if done is None or p in done else "BUILDING" for p in pairs}
 
     async def publish(self, checkpoint: Checkpoint, reader: Any) -> None:
         """Adopt a newer materialized state: swap the snapshot, forget the folded tail."""

@@ -77,11 +77,6 @@ def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
     )
 
 
-def _count_maintenance(actions: list[str]) -> None:
-    for action in actions:
-        metrics.INDEX_MAINTENANCE.labels(action).inc()
-
-
 def _malloc_trim() -> Callable[[], object]:
     try:
         trim = ctypes.CDLL("libc.so.6").malloc_trim
@@ -227,10 +222,8 @@ class Materializer:
         await self._fence()
         await anyio.to_thread.run_sync(self.dataset.apply, upserts, tail.deleted_keys())
         await self._fence()
-        if self.maintain_index:
-            backlog = folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows
-            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, not backlog)
-            _count_maintenance(self.last_maintenance)
+        backlog = folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows
+        await self._maintain(settled=not backlog)
         await anyio.to_thread.run_sync(release_memory)
         failpoints.hit("materializer.after_lance_commit")
         generation = await self._fence()
@@ -257,11 +250,16 @@ class Materializer:
         await self._fence()
         await nested.run_to_end()
         await anyio.to_thread.run_sync(self.dataset.open)
-        if self.maintain_index:
-            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain)
-            _count_maintenance(self.last_maintenance)
+        await self._maintain(settled=False)
         generation = await self._fence()
         await self._commit_checkpoint(Checkpoint(seq, self.dataset.version, generation=generation))
+
+    async def _maintain(self, settled: bool) -> None:
+        """The index's own materializer keeps its vector and text indexes; replays do not."""
+        if self.maintain_index:
+            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, settled)
+            for action in self.last_maintenance:
+                metrics.INDEX_MAINTENANCE.labels(action).inc()
 
     async def _commit_checkpoint(self, new: Checkpoint) -> None:
         """Write the checkpoint by compare-and-swap, so that it never moves backwards."""
