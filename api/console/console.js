@@ -342,6 +342,19 @@ async function listAll(operation, body, field) {
   return out;
 }
 
+// The Delete button of a bucket or index row: confirm, call, say so, reload the list.
+function deleteCell(question, call, done, reload) {
+  const onclick = (ev) => {
+    if (!confirm(question)) return;
+    act(ev.currentTarget, async () => {
+      await call();
+      notify(done);
+      await reload();
+    });
+  };
+  return h("td", { className: "row-actions" }, h("button", { className: "danger small-btn", onclick }, "Delete"));
+}
+
 async function bucketsPage(main) {
   crumbs([["Vector buckets"]]);
   const name = h("input", { id: "new-bucket", required: true, placeholder: "my-bucket", spellcheck: false });
@@ -385,24 +398,11 @@ async function bucketsPage(main) {
             h("td", {}, h("a", { href: link("bucket", b.vectorBucketName) }, b.vectorBucketName)),
             h("td", { className: "mono small" }, b.vectorBucketArn || ""),
             h("td", { className: "nowrap" }, formatTime(b.creationTime)),
-            h(
-              "td",
-              { className: "row-actions" },
-              h(
-                "button",
-                {
-                  className: "danger small-btn",
-                  onclick: (ev) => {
-                    if (!confirm(`Delete vector bucket ${b.vectorBucketName}? It must hold no indexes.`)) return;
-                    act(ev.currentTarget, async () => {
-                      await api("DeleteVectorBucket", { vectorBucketName: b.vectorBucketName });
-                      notify(`Deleted vector bucket ${b.vectorBucketName}.`);
-                      await load();
-                    });
-                  },
-                },
-                "Delete",
-              ),
+            deleteCell(
+              `Delete vector bucket ${b.vectorBucketName}? It must hold no indexes.`,
+              () => api("DeleteVectorBucket", { vectorBucketName: b.vectorBucketName }),
+              `Deleted vector bucket ${b.vectorBucketName}.`,
+              load,
             ),
           ),
         ),
@@ -474,24 +474,11 @@ async function bucketPage(main, bucket) {
             h("td", {}, h("a", { href: link("bucket", bucket, "index", i.indexName, "data") }, i.indexName)),
             h("td", { className: "mono small" }, i.indexArn || ""),
             h("td", { className: "nowrap" }, formatTime(i.creationTime)),
-            h(
-              "td",
-              { className: "row-actions" },
-              h(
-                "button",
-                {
-                  className: "danger small-btn",
-                  onclick: (ev) => {
-                    if (!confirm(`Delete index ${i.indexName} and all its vectors?`)) return;
-                    act(ev.currentTarget, async () => {
-                      await api("DeleteIndex", { vectorBucketName: bucket, indexName: i.indexName });
-                      notify(`Deleted index ${i.indexName}.`);
-                      await load();
-                    });
-                  },
-                },
-                "Delete",
-              ),
+            deleteCell(
+              `Delete index ${i.indexName} and all its vectors?`,
+              () => api("DeleteIndex", { vectorBucketName: bucket, indexName: i.indexName }),
+              `Deleted index ${i.indexName}.`,
+              load,
             ),
           ),
         ),
