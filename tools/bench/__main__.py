@@ -160,15 +160,15 @@ def run(ds: data.Dataset, quick: bool) -> dict[str, Any]:
         lags = materializer_lag(server, ds, rate=5000, seconds=3 if quick else 20)
         fig["materializer_lag_p50_s"], fig["materializer_lag_p99_s"] = pct(lags, 50), pct(lags, 99)
         started = time.perf_counter()
-        status = _admin(
+        clients.signed_post(
             server,
-            "restore",
+            "_vecledger/restore",
             {"vectorBucketName": BUCKET, "indexName": INDEX, "toSeq": _tail(server.root), "intoIndexName": "restored"},
         )
-        fig["restore_vps"] = ds.n / (time.perf_counter() - started) if status == 200 else float("nan")
+        fig["restore_vps"] = ds.n / (time.perf_counter() - started)
         started = time.perf_counter()
-        status = _admin(server, "replay-check", {"vectorBucketName": BUCKET, "indexName": INDEX})
-        fig["replay_from_zero_vps"] = ds.n / (time.perf_counter() - started) if status == 200 else float("nan")
+        clients.signed_post(server, "_vecledger/replay-check", {"vectorBucketName": BUCKET, "indexName": INDEX})
+        fig["replay_from_zero_vps"] = ds.n / (time.perf_counter() - started)
         fig["server_peak_rss_bytes"] = server.peak_rss()
         fig["raw_vector_bytes"] = int(ds.base.nbytes)
         # Last: it adds a second index, and the figures above read the first one's log.
@@ -206,29 +206,6 @@ def run(ds: data.Dataset, quick: bool) -> dict[str, Any]:
 
 def _tail(root: Path) -> int:
     return max(int(p.name) for p in log_dir(root).iterdir() if ".tmp" not in p.name)
-
-
-def _admin(server: Server, action: str, body: dict[str, Any]) -> int:
-    import urllib.request
-
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    from api.config import DEV_ACCESS_KEY, DEV_SECRET_KEY
-
-    payload = json.dumps(body).encode()
-    req = AWSRequest(
-        method="POST",
-        url=f"{server.url}/_vecledger/{action}",
-        data=payload,
-        headers={"Content-Type": "application/json"},
-    )
-    SigV4Auth(Credentials(DEV_ACCESS_KEY, DEV_SECRET_KEY), "s3vectors", "us-east-1").add_auth(req)
-    with urllib.request.urlopen(
-        urllib.request.Request(req.url, data=payload, headers=dict(req.headers.items()), method="POST"), timeout=3600
-    ) as r:
-        return int(r.status)
 
 
 def table(figs: dict[str, Any]) -> str:

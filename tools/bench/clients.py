@@ -171,8 +171,9 @@ def ingest_async(server: Server, data: Dataset, bucket: str, index: str, rows: r
 
 
 def signed_post(server: Server, operation: str, body: dict[str, object]) -> dict[str, object]:
-    """One S3 Vectors call as raw signed JSON: for fields the installed boto3 model lacks
-    (``queryTexts``, index modes)."""
+    """One signed JSON call (an S3 Vectors operation, or an admin action ``_vecledger/...``) for
+    what the installed boto3 model lacks: ``queryTexts``, index modes, vecledger's own endpoints.
+    A refusal raises (urllib's HTTPError)."""
     import urllib.request
 
     import orjson
