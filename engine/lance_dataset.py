@@ -379,17 +379,20 @@ def search(ds: Any, query: np.ndarray, k: int, metric: str, sql_filter: str | No
 
     IVF probes only some partitions; a prefilter that keeps few rows leaves few candidates there
     (research/lance.md), so a filter that keeps at most ``tuning.exact_filter_rows`` rows is
-    answered by exact search over those rows, and a broader one probes more partitions: the
-    nearest rows that pass a filter keeping a share ``s`` of the data lie ~1/sqrt(s) further out,
-    so it probes ``nprobes / sqrt(s)`` (the prefilter keeps the extra partitions cheap: only rows
-    that pass are scored), and more still while fewer than ``k`` rows have been found.
+    answered by exact search over those rows (so is a ``k`` whose refined candidates would cover
+    every row), and a broader one probes more partitions: the nearest rows that pass a filter
+    keeping a share ``s`` of the data lie ~1/sqrt(s) further out, so it probes ``nprobes /
+    sqrt(s)`` (the prefilter keeps the extra partitions cheap: only rows that pass are scored), and
+    more still while fewer than ``k`` rows have been found.
     """
     if ds is None or k <= 0:
         return []
     dims = shape(ds, tuning)
     nprobes = dims.nprobes
-    use_index = True
-    if sql_filter is not None:
+    # A k whose refined candidates would cover the whole dataset gains nothing from IVF, which
+    # stops probing once it has k rows and so may miss some of the true k nearest: scan exactly.
+    use_index = k * tuning.refine_factor < dims.rows
+    if sql_filter is not None and use_index:
         matches = _matches(ds, sql_filter)
         if matches <= tuning.exact_filter_rows:
             use_index = False
