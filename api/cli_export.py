@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 import numpy as np
-import orjson
 from rich.console import Console
 
 from api.cli_client import RateColumn, Remote, bucket_index_options, client_options, index_info
+from engine.log.payload import json_bytes, loads_exact
 
 
 def _kind(value: Any) -> str:
@@ -55,12 +55,12 @@ def _retype(tmp: Path, out: Path, kinds: dict[str, set[str]]) -> None:
     schema = pa.schema(fields + [pa.field(columns[n], types[n] or pa.string()) for n in names])
     with pq.ParquetWriter(out, schema) as writer:
         for batch in staged.iter_batches(batch_size=10_000):
-            metas = [orjson.loads(m) for m in batch.column("metadata").to_pylist()]
+            metas = [loads_exact(m) for m in batch.column("metadata").to_pylist()]
             arrays = [batch.column("key"), batch.column("vector")]
             for n in names:
                 values = [m.get(n) for m in metas]
                 if types[n] is None:
-                    values = [None if v is None else orjson.dumps(v).decode() for v in values]
+                    values = [None if v is None else json_bytes(v).decode() for v in values]
                 arrays.append(pa.array(values, type=types[n] or pa.string()))
             writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
 
@@ -122,7 +122,7 @@ def export(remote: Remote, bucket: str, index: str, out: Path, segments: int) ->
                 flat = np.array([v["data"]["float32"] for v in page], dtype=np.float32).reshape(-1)
                 vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
                 keys = pa.array([v["key"] for v in page], pa.string())
-                meta = pa.array([orjson.dumps(m).decode() for m in metas], pa.string())
+                meta = pa.array([json_bytes(m).decode() for m in metas], pa.string())
                 writer.write_batch(pa.RecordBatch.from_arrays([keys, vectors, meta], schema=schema))
                 count += len(page)
                 bar.update(task, completed=count)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from engine.log.payload import loads_exact
+
 FORMATS = ("parquet", "npy", "jsonl", "csv")
 _EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _EXTENSIONS |= {".csv": "csv"}
@@ -188,7 +190,7 @@ def _npy(path: Path, keys_file: Path | None, metadata_file: Path | None) -> Inpu
             meta: dict[str, Any] = {}
             if meta_line.strip():
                 try:
-                    meta_key, _, meta = _split(orjson.loads(meta_line), f"{metadata_file} line {i + 1}")
+                    meta_key, _, meta = _split(loads_exact(meta_line), f"{metadata_file} line {i + 1}")
                 except orjson.JSONDecodeError as e:
                     raise InputError(f"{metadata_file} line {i + 1} is not JSON: {e}") from None
             name = str(key) if keys_file is not None or meta_key is None else meta_key
@@ -211,7 +213,7 @@ def _jsonl(path: Path, start: int) -> Iterator[Row]:
             if row >= start:
                 where = f"{path.name} line {number}"
                 try:
-                    key, vector, meta = _split(orjson.loads(line), where)
+                    key, vector, meta = _split(loads_exact(line), where)
                 except orjson.JSONDecodeError as e:
                     raise InputError(f"{where} is not JSON: {e}") from None
                 if vector is None:

@@ -196,8 +196,11 @@ class LanceDataset:
     def maintain(self, settled: bool = False) -> list[str]:
         """Build, extend, retrain and compact the vector index as the data grows; returns what ran.
 
-        ``settled``: this fold was not part of a backlog. Delta segments are then merged into one
-        at once (each query searches every segment), not only past ``max_index_segments``.
+        ``settled``: no writer is waiting on the materializer. Delta segments are then merged into
+        one (each query searches every segment) and the index is re-trained once the rows outgrow
+        its partitioning 4x. While writers keep it busy, both wait (they would take the cores
+        the writes need) until ``max_index_segments`` or 64x: a backlog folds and indexes new
+        rows as delta segments, and the first quiet moment settles the index.
         """
         done: list[str] = []
         if self._ds is None:
@@ -209,15 +212,18 @@ class LanceDataset:
             if rows >= t.build_threshold:
                 self._build(rows)
                 done.append("build")
-        elif ivf_pq_params(rows, self.dimension)[0] >= 2 * self._partitions():
-            # The data outgrew the partitioning (~4x the rows it was trained on): train anew.
+        elif ivf_pq_params(rows, self.dimension)[0] >= (2 if settled else 8) * self._partitions():
+            # The data outgrew the partitioning (~4x the rows it was trained on; 64x while busy).
             self._build(rows)
             done.append("retrain")
         if len(self._ds.get_fragments()) >= t.compact_fragments:
             self._ds.optimize.compact_files()
             self.open()
             done.append("compact")
-        if self.has_vector_index() and self._unindexed_rows() >= t.optimize_unindexed_rows:
+        # Busy, each delta build's fixed cost is paid less often: up to an eighth of the rows may
+        # wait unindexed (queries scan them exactly).
+        unindexed_limit = t.optimize_unindexed_rows if settled else max(t.optimize_unindexed_rows, rows // 8)
+        if self.has_vector_index() and self._unindexed_rows() >= unindexed_limit:
             # New rows join as a delta segment with the same centroids; each query searches every
             # segment, so past a few segments they are merged into one (still no re-partitioning:
             # only num_indices_to_merge=None runs the SPFresh pass that collapses partitions).

@@ -106,6 +106,7 @@ class LiveIndex:
         self.materializer = Materializer(store, index, settings, publish=self.publish, lease=lease)
         self.materializer.dataset.text_pairs = config_pairs(index.text_search)
         self._appender: Appender | None = None
+        self._encoding: dict[str, VectorBatch] = {}  # event id -> rows, while its append is in flight
         self._refresh_lock = anyio.Lock()
         self._last_checkpoint_poll = 0.0
         self.quota = WriteQuota(clock)
@@ -176,7 +177,8 @@ class LiveIndex:
             if not self.materializer.leading and self.clock.monotonic() - self._last_checkpoint_poll >= CHECKPOINT_POLL:
                 self._last_checkpoint_poll = self.clock.monotonic()
                 cp = await read_checkpoint(self.store, self.index)
-                if cp.seq > self.checkpoint.seq:
+                # A newer seq, or the same seq on a newer Lance version (its index maintained).
+                if (cp.seq, cp.lance_version) > (self.checkpoint.seq, self.checkpoint.lance_version):
                     await self.publish(cp, await anyio.to_thread.run_sync(self.materializer._reader))
 
     # --- writes -------------------------------------------------------------------------------
@@ -197,7 +199,7 @@ class LiveIndex:
     def _written(self, obj: EventObject) -> None:
         """Fold our own appends without reading them back, when they are next in line."""
         if self.tail.seq == obj.seq - 1:
-            self.tail.apply(obj)
+            self.tail.apply(obj, self._encoding)
 
     def _event(self, ctx: RequestContext, type: str, payload: bytes, fmt: str, attrs: dict[str, Any]) -> Event:
         return Event.new(
@@ -213,6 +215,7 @@ class LiveIndex:
         for n, chunk in enumerate(chunks):
             attrs = {"count": len(chunk)} | ({"chunk": [n + 1, len(chunks)]} if len(chunks) > 1 else {})
             ev = self._event(ctx, VECTORS_PUT, encode_vectors(chunk), ARROW, attrs)
+            self._encoding[ev.id] = chunk  # the tail takes the rows as they are, not decoded back
             try:
                 seqs.append(await self._append([ev]))
             except StoreUnavailable as e:
@@ -224,6 +227,8 @@ class LiveIndex:
                     n + 1,
                     len(chunks),
                 ) from e
+            finally:
+                del self._encoding[ev.id]
         return seqs
 
     async def delete(self, ctx: RequestContext, keys_: list[str]) -> int:

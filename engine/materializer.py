@@ -33,7 +33,7 @@ from engine.log import metrics, read_log
 from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
 from engine.log.payload import VectorBatch, parse_metadata, vectors_array
 from engine.settings import Settings
-from engine.store import ObjectStore
+from engine.store import ObjectStore, exists
 from engine.tail import Tail
 from engine.text_analysis import config_pairs
 
@@ -132,6 +132,8 @@ class Materializer:
         self._wake = anyio.Event()
         self.folds = 0
         self.last_maintenance: list[str] = []
+        # Index work a busy fold deferred (and, at start, whatever a crash may have cut short).
+        self.maintenance_due = True
         self.lease = lease
 
     @property
@@ -214,17 +216,16 @@ class Materializer:
                 raise
             # Fold what was read: on a flaky store, a long backlog still makes progress.
         if not folded:
+            if self.maintenance_due:
+                await self._maintain(settled=True)  # the writers paused: finish what busy folds deferred
             return 0
         # Building the rows (metadata parsing, filter columns) is CPU work: off the event loop.
         upserts = await anyio.to_thread.run_sync(
             rows_table, tail.live_batch(self.index.dimension), self.index.non_filterable_keys
         )
         await self._fence()
+        applied = metrics.stopwatch()
         await anyio.to_thread.run_sync(self.dataset.apply, upserts, tail.deleted_keys())
-        await self._fence()
-        backlog = folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows
-        await self._maintain(settled=not backlog)
-        await anyio.to_thread.run_sync(release_memory)
         failpoints.hit("materializer.after_lance_commit")
         generation = await self._fence()
         await self._commit_checkpoint(Checkpoint(tail.seq, self.dataset.version, generation=generation))
@@ -233,6 +234,23 @@ class Materializer:
             metrics.FOLDS.inc()
             metrics.FOLDED_OBJECTS.inc(folded)
             metrics.FOLD_SECONDS.observe(metrics.stopwatch() - started)
+            # Writers still at it (more to fold already): defer the index work that can wait.
+            capped = folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows
+            busy = capped or await exists(self.store, keys.log_entry(self._log_prefix, tail.seq + 1))
+            maintained = metrics.stopwatch()
+            await self._maintain(settled=not busy)
+            log.info(
+                "index %s: folded %d objects (%d rows) to seq %d: read %.2fs, apply %.2fs; index %s %.2fs",
+                self.index.id,
+                folded,
+                len(tail),
+                tail.seq,
+                applied - started,
+                maintained - applied,
+                ",".join(self.last_maintenance) or "-",
+                metrics.stopwatch() - maintained,
+            )
+        await anyio.to_thread.run_sync(release_memory)
         return folded
 
     async def _fold_restored(self, seq: int, marker: dict[str, Any]) -> None:
@@ -250,16 +268,23 @@ class Materializer:
         await self._fence()
         await nested.run_to_end()
         await anyio.to_thread.run_sync(self.dataset.open)
-        await self._maintain(settled=False)
         generation = await self._fence()
         await self._commit_checkpoint(Checkpoint(seq, self.dataset.version, generation=generation))
+        await self._maintain(settled=True)
 
     async def _maintain(self, settled: bool) -> None:
-        """The index's own materializer keeps its vector and text indexes; replays do not."""
-        if self.maintain_index:
-            self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, settled)
-            for action in self.last_maintenance:
-                metrics.INDEX_MAINTENANCE.labels(action).inc()
+        """Keep the vector and text indexes (the index's own materializer; replays do not), after
+        the fold's checkpoint: a long index build never holds back what the fold made visible.
+        What it changes is committed as a checkpoint at the same seq, on the newer Lance version."""
+        if not self.maintain_index or self.checkpoint is None:
+            return
+        self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, settled)
+        self.maintenance_due = not settled
+        for action in self.last_maintenance:
+            metrics.INDEX_MAINTENANCE.labels(action).inc()
+        if self.last_maintenance:
+            generation = await self._fence()
+            await self._commit_checkpoint(Checkpoint(self.checkpoint.seq, self.dataset.version, generation=generation))
 
     async def _commit_checkpoint(self, new: Checkpoint) -> None:
         """Write the checkpoint by compare-and-swap, so that it never moves backwards."""

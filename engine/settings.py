@@ -27,9 +27,10 @@ class IndexTuning:
     build_threshold: int = 5_000
     # Fold unindexed rows into the index (as a delta segment) once this many have piled up.
     optimize_unindexed_rows: int = 20_000
-    # Merge delta segments into one past this many (each query searches every segment). The index
-    # is re-trained from scratch when the rows outgrow its partitioning (~4x the rows it was built on).
-    max_index_segments: int = 2
+    # While writers keep the materializer busy, merge delta segments into one only past this many
+    # (each query searches every segment; a merge rewrites the whole index). Once writes pause,
+    # segments are merged and the index re-trained if the rows outgrew its partitioning.
+    max_index_segments: int = 6
     compact_fragments: int = 32
     nprobes: int = 32
     refine_factor: int = 10

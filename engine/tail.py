@@ -9,8 +9,9 @@ by seq wins, a delete removes the key.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -61,12 +62,15 @@ class Tail:
     def __len__(self) -> int:
         return len(self._latest)
 
-    def apply(self, obj: EventObject) -> None:
+    def apply(self, obj: EventObject, known: Mapping[str, VectorBatch] | None = None) -> None:
+        """Fold one event object. ``known``: batches by event id that this process encoded into
+        those events itself (its own appends), so they need not be decoded back."""
         if obj.seq <= self.seq:
             return  # already folded: applying twice is a no-op
         for ev in obj.events:
             if ev.type == VECTORS_PUT:
-                self._put(obj.seq, decode_vectors(f"seq {obj.seq}", ev.payload))
+                batch = known.get(ev.id) if known else None
+                self._put(obj.seq, batch if batch is not None else decode_vectors(f"seq {obj.seq}", ev.payload))
             elif ev.type == VECTORS_DELETED:
                 try:
                     keys = list(ev.json()["keys"])
@@ -82,9 +86,16 @@ class Tail:
 
     def _put(self, seq: int, batch: VectorBatch) -> None:
         chunk = _Chunk(seq, batch, np.ones(len(batch), dtype=bool))
-        for row, key in enumerate(batch.keys):
-            self._supersede(key)
-            self._latest[key] = (chunk, row)
+        keys = batch.keys
+        # Most puts bring keys the tail has not seen: find the others with one set operation, and
+        # index the batch with one dict.update (a Python loop per row held the event loop).
+        known = self._latest.keys() & keys
+        if known or len(set(keys)) != len(keys):
+            for row, key in enumerate(keys):
+                self._supersede(key)
+                self._latest[key] = (chunk, row)
+        else:
+            self._latest.update(zip(keys, zip(repeat(chunk), range(len(keys)), strict=False), strict=True))
         self._chunks.append(chunk)
 
     def _delete(self, seq: int, keys: list[str]) -> None:

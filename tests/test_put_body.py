@@ -85,3 +85,15 @@ def test_an_integer_past_64_bits_takes_the_exact_path() -> None:
     raw = body([{"key": "a", "data": {"float32": [1.0, 2.0]}, "metadata": {"n": big}}])
     assert _fast_put(raw) is None  # orjson would round it to a float
     assert parse_put_vectors(raw).metadata == [{"n": big}]
+
+
+def test_small_floats_keep_the_fast_path() -> None:
+    """Python writes 1.2345678901234567e-4 as 0.00012345678901234567: a long run of fraction
+    digits, not an integer past 64 bits. Embeddings are full of such floats."""
+    row = [0.00012345678901234567, -0.000987654321098765432, 1234567890123456789.5]
+    raw = body([{"key": "a", "data": {"float32": row}, "metadata": {"x": 0.00012345678901234567}}])
+    assert b"00012345678901234567" in raw
+    fast = _fast_put(raw)
+    assert fast is not None
+    assert fast.metadata == [{"x": 0.00012345678901234567}]
+    assert fast.data is not None and fast.data.tolist() == [row]

@@ -7,7 +7,6 @@ costs a memcpy rather than half a million ``repr`` calls.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,23 +55,33 @@ def metadata_text(value: object) -> str | None:
     return None if value is None else json_bytes(value).decode()
 
 
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+_ROUNDED = 2.0**63  # orjson reads integers in [-2**63, 2**64) exactly, larger ones as floats
 
 
-def orjson_exact(data: str | bytes) -> bool:
-    """Whether orjson reads this JSON exactly: 19+ digits in a row may be an integer past 64 bits,
-    which orjson would round to a float (``json`` keeps it)."""
-    if isinstance(data, bytes):
-        return _LONG_DIGITS_BYTES.search(data) is None
-    return _LONG_DIGITS.search(data) is None
+def rounded_by_orjson(value: object) -> bool:
+    """Whether orjson may have rounded an integer in this parsed value: it reads an integer past 64
+    bits as a float, and every float that large is integral (``json`` keeps the integer). Checking
+    the parsed value, not the text: a regex over a 700 KB PutVectors body cost more than parsing it."""
+    if isinstance(value, float):
+        return abs(value) >= _ROUNDED
+    if isinstance(value, dict):
+        return any(rounded_by_orjson(v) for v in value.values())
+    if isinstance(value, list):
+        return any(rounded_by_orjson(v) for v in value)
+    return False
+
+
+def loads_exact(data: str | bytes) -> Any:
+    """JSON at orjson's speed, read exactly: ``json`` again where orjson may have rounded."""
+    value = orjson.loads(data)
+    return json.loads(data) if rounded_by_orjson(value) else value
 
 
 def parse_metadata(text: str | None) -> dict[str, Any] | None:
     """The inverse of ``metadata_text``: a value must come back, and filter, exactly as it was sent."""
     if not text:
         return None
-    return dict(orjson.loads(text) if orjson_exact(text) else json.loads(text))
+    return dict(loads_exact(text))
 
 
 def vectors_array(vectors: Vectors) -> pa.FixedSizeListArray:

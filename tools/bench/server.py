@@ -37,7 +37,12 @@ class Server:
             "--dev",
         ]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("VECLEDGER_")} | (env or {})
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env)
+        # The server's log (one line per fold, with its timings) goes next to its root: a pipe
+        # nobody reads would fill up and stall the server.
+        root.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = root.parent / f"server-{self.port}.log"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
         deadline = time.monotonic() + 60
         while True:
             try:
