@@ -208,6 +208,14 @@ class LanceDataset:
         t = self.tuning
         rows = self.count_rows()
         done += self._maintain_text(rows)
+        # Each fold adds a fragment; a query's refine step reads its candidates' vectors across all
+        # of them (1M rows in 27 fragments: +2-4 ms a query). Compacted first, so that an index
+        # trained next covers the compacted files.
+        if len(self._ds.get_fragments()) >= (t.settled_fragments if settled else t.compact_fragments):
+            target = max(1024, t.fragment_bytes // (4 * self.dimension))
+            self._ds.optimize.compact_files(target_rows_per_fragment=target)
+            self.open()
+            done.append("compact")
         if not self.has_vector_index():
             if rows >= t.build_threshold:
                 self._build(rows)
@@ -216,10 +224,6 @@ class LanceDataset:
             # The data outgrew the partitioning (~4x the rows it was trained on; 64x while busy).
             self._build(rows)
             done.append("retrain")
-        if len(self._ds.get_fragments()) >= t.compact_fragments:
-            self._ds.optimize.compact_files()
-            self.open()
-            done.append("compact")
         # Busy, each delta build's fixed cost is paid less often: up to an eighth of the rows may
         # wait unindexed (queries scan them exactly).
         unindexed_limit = t.optimize_unindexed_rows if settled else max(t.optimize_unindexed_rows, rows // 8)

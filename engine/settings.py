@@ -31,7 +31,11 @@ class IndexTuning:
     # (each query searches every segment; a merge rewrites the whole index). Once writes pause,
     # segments are merged and the index re-trained if the rows outgrew its partitioning.
     max_index_segments: int = 6
+    # Compact fragments of less than ``fragment_bytes`` of vectors once this many fragments exist
+    # (fewer once the writes pause: queries read their candidates across every fragment).
     compact_fragments: int = 32
+    settled_fragments: int = 8
+    fragment_bytes: int = 128 * 1024 * 1024
     nprobes: int = 32
     refine_factor: int = 10
     # Filters that keep at most this many rows are answered by exact search over those rows.

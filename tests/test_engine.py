@@ -310,3 +310,42 @@ async def test_integers_past_64_bits_in_metadata_come_back_and_filter_exactly(ba
             hits = await eng.query_vectors(INDEX, np.ones(4, np.float32), 5, {"n": big})
             assert [h.key for h in hits] == ["a"]
             await eng.materialize(INDEX)
+
+
+async def test_busy_folds_defer_merges_and_retrains_until_the_writes_pause(backend: Backend) -> None:
+    """While writers keep the materializer busy, new rows join the index as delta segments (no
+    merge below ``max_index_segments``, no retrain below 64x); the first fold that finds nothing
+    settles the index, and checkpoints the maintained version at the same seq."""
+    tuned = backend.with_tuning(build_threshold=200, optimize_unindexed_rows=100, max_index_segments=6)
+    async with tuned.with_settings(run_materializers=False, fold_max_events=1).engine() as eng:
+        await make_index(eng, dimension=8)
+        rng = np.random.default_rng(5)
+        await eng.put_vectors(CTX, INDEX, [f"a{i}" for i in range(300)], rng.standard_normal((300, 8)), [None] * 300)
+        await eng.materialize(INDEX)
+        live = await eng.live(INDEX)
+        mat = live.materializer
+        assert mat.dataset.index_state()["segments"] == 1  # built on 300 rows: 4 partitions
+
+        for n in range(5):  # one object per fold, more already waiting: busy
+            ks = [f"b{n}-{i}" for i in range(300)]
+            await eng.put_vectors(CTX, INDEX, ks, rng.standard_normal((300, 8)), [None] * 300)
+        actions = []
+        for _ in range(5):
+            assert await mat.run_once() == 1
+            actions += mat.last_maintenance
+        assert "merge" not in actions and "retrain" not in actions
+        assert actions.count("optimize") == 5
+        assert mat.dataset.index_state()["segments"] == 6
+        folded = await read_checkpoint(eng.store, await eng.get_index(INDEX))
+
+        assert await mat.run_once() == 0  # nothing to fold: the writes paused
+        assert "retrain" in mat.last_maintenance  # 1,800 rows outgrew 4 partitions
+        assert mat.dataset.index_state()["segments"] == 1
+        settled = await read_checkpoint(eng.store, await eng.get_index(INDEX))
+        assert settled.seq == folded.seq and settled.lance_version > folded.lance_version
+        assert live.checkpoint.lance_version == settled.lance_version  # the reads moved to it
+        hits = await eng.query_vectors(INDEX, rng.standard_normal(8), 5)
+        assert len(hits) == 5
+        assert await mat.run_once() == 0  # nothing left to do: no new Lance version
+        assert (await read_checkpoint(eng.store, await eng.get_index(INDEX))) == settled
+        assert mat.dataset.version == settled.lance_version
