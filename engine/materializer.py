@@ -2,9 +2,10 @@
 
 The loop: read the events after the checkpoint (many per fold), fold them in memory with the same
 ``Tail`` the reads use (last write by seq wins, deletes remove), apply the result to Lance in one
-delete and one upsert commit, maintain the vector index, then write the checkpoint
-``{seq, lance_version}``. A crash between the Lance commit and the checkpoint makes the next run
-fold the same events again, which changes nothing: upserts and deletes by key are idempotent.
+delete and one upsert commit, write the checkpoint ``{seq, lance_version}``, then maintain the
+vector index (and checkpoint again, same seq, if that made a new Lance version). A crash between
+the Lance commit and the checkpoint makes the next run fold the same events again, which changes
+nothing: upserts and deletes by key are idempotent.
 
 An index's own materializer folds only while its process holds the index's lease
 (``engine/lease.py``); the lease generation is checked before every Lance commit and written into
