@@ -105,8 +105,9 @@ def test_engine_never_imports_the_api() -> None:
 
 
 def test_lance_is_imported_in_one_adapter() -> None:
+    """The adapter is one package (schema, writer, reads, copies); nothing outside it sees Lance."""
     users = [name for name, path in modules() if any(i == "lance" or i.startswith("lance.") for i in imports(path))]
-    assert users == ["engine.lance_dataset"]
+    assert users and all(u.startswith("engine.lance_dataset.") for u in users), users
 
 
 def test_object_keys_are_built_in_keys_py() -> None:

@@ -1,0 +1,70 @@
+"""The only package that imports Lance: one index's materialized dataset.
+
+Every method is synchronous and blocking; callers run them in worker threads
+(``anyio.to_thread.run_sync``), never on the event loop. Facts and traps behind the choices here
+are in research/lance.md: IVF-PQ is queried with a refine factor (recall without it is 0.4-0.6),
+filters always prefilter, and new rows are added to the index as delta segments with
+``optimize_indices(num_indices_to_merge=0)`` because the default re-partitions the index.
+
+Full text: a ``text`` column holds each row's configured text fields as terms already analyzed by
+``engine/text_analysis.py`` (`` <tag>_<term> ...``, a tag per metadata key and language), under an INVERTED
+index with Lance's whitespace tokenizer; it only finds candidate rows, and BM25 is computed by the
+caller (docs/notes/0002-hybrid-search.md). Which configuration the column reflects is recorded in
+the dataset's table metadata, so a reader knows which keys it may use the index for.
+
+``common``: the schema, IVF-PQ parameters and the process-wide session; ``writer``: the dataset the
+materializer folds into and maintains (``LanceDataset``); ``reads``: searches and scans on immutable
+snapshot handles, from any thread; ``copies``: restores and consistency digests.
+"""
+
+import os
+
+# Before Lance is first imported (by the modules below).
+os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
+
+from engine.lance_dataset.common import (
+    TEXT_CONFIG,
+    TEXT_INDEX,
+    VECTOR_INDEX,
+    Hit,
+    Pairs,
+    ivf_pq_params,
+    key_hash,
+    schema,
+)
+from engine.lance_dataset.copies import copy_version, open_version, row_digests
+from engine.lance_dataset.reads import (
+    scan_keys,
+    scan_metadata,
+    search,
+    shape,
+    take,
+    text_candidates,
+    text_config,
+    text_stats,
+)
+from engine.lance_dataset.writer import LanceDataset
+
+__all__ = [
+    "TEXT_CONFIG",
+    "TEXT_INDEX",
+    "VECTOR_INDEX",
+    "Hit",
+    "LanceDataset",
+    "Pairs",
+    "copy_version",
+    "ivf_pq_params",
+    "key_hash",
+    "open_version",
+    "row_digests",
+    "scan_keys",
+    "scan_metadata",
+    "schema",
+    "search",
+    "shape",
+    "take",
+    "text_candidates",
+    "text_config",
+    "text_stats",
+]
