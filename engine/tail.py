@@ -89,8 +89,8 @@ class Tail:
         keys = batch.keys
         # Most puts bring keys the tail has not seen: find the others with one set operation, and
         # index the batch with one dict.update (a Python loop per row held the event loop).
-        known = self._latest.keys() & keys
-        if known or len(set(keys)) != len(keys):
+        distinct = set(keys)
+        if len(distinct) != len(keys) or not self._latest.keys().isdisjoint(distinct):
             for row, key in enumerate(keys):
                 self._supersede(key)
                 self._latest[key] = (chunk, row)

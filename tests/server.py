@@ -29,11 +29,12 @@ class RunningServer:
     port: int
     config: ServerConfig
 
-    def s3vectors(self, cred: Credential = ALICE, **kw: Any) -> Any:
+    def s3vectors(self, cred: Credential = ALICE, session: Any = None, **kw: Any) -> Any:
+        """A boto3 ``s3vectors`` client (from ``session`` if given: one with other service models)."""
         import boto3
         from botocore.config import Config
 
-        return boto3.client(
+        return (session or boto3).client(
             "s3vectors",
             endpoint_url=self.url,
             region_name="us-east-1",

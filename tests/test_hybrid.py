@@ -24,7 +24,7 @@ import snowballstemmer
 from engine.context import RequestContext
 from engine.refs import IndexRef
 from tests.conftest import Backend
-from tests.server import ALICE, RunningServer, running_server
+from tests.server import RunningServer, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / ".venv" / "botocore-models"
@@ -86,18 +86,24 @@ def model_dir() -> Path:
 
 
 def client(server: RunningServer) -> Any:
+    """boto3 with the s3vectors model that knows ``queryTexts`` and ``returnScores``."""
     import boto3
-    from botocore.config import Config
 
     session = boto3.Session()
     session._session.get_component("data_loader").search_paths.insert(0, str(model_dir()))
-    return session.client(
-        "s3vectors",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=ALICE.access_key_id,
-        aws_secret_access_key=ALICE.secret_access_key,
-        config=Config(retries={"mode": "standard", "max_attempts": 2}),
+    return server.s3vectors(session=session)
+
+
+def enhanced_text_index(s3v: Any, bucket: str) -> None:
+    """Index "docs" in ``bucket`` (made ENHANCED first) with English full text on ``text``."""
+    s3v.put_vector_bucket_default_index_mode(vectorBucketName=bucket, defaultIndexMode="ENHANCED")
+    s3v.create_index(
+        vectorBucketName=bucket,
+        indexName="docs",
+        dataType="float32",
+        dimension=DIM,
+        distanceMetric="euclidean",
+        metadataConfiguration={"textSearchConfigurations": [{"metadataKey": "text", "language": "en"}]},
     )
 
 
@@ -228,15 +234,7 @@ def test_text_vector_and_hybrid_queries(backend: Backend) -> None:
                 distanceMetric="euclidean",
                 metadataConfiguration={"textSearchConfigurations": [{"metadataKey": "text"}]},
             )
-        s3v.put_vector_bucket_default_index_mode(vectorBucketName="hyb", defaultIndexMode="ENHANCED")
-        s3v.create_index(
-            vectorBucketName="hyb",
-            indexName="docs",
-            dataType="float32",
-            dimension=DIM,
-            distanceMetric="euclidean",
-            metadataConfiguration={"textSearchConfigurations": [{"metadataKey": "text", "language": "en"}]},
-        )
+        enhanced_text_index(s3v, "hyb")
         # Nothing folds here: fresh writes are found by text at once, from the tail alone.
         put(s3v, keys, vectors, meta)
         check_all_modes(s3v, texts, vectors, meta)
@@ -346,15 +344,7 @@ def test_text_results_page_with_next_token(backend: Backend) -> None:
     with running_server(backend.with_settings(run_materializers=False)) as server:
         s3v = client(server)
         s3v.create_vector_bucket(vectorBucketName="pages")
-        s3v.put_vector_bucket_default_index_mode(vectorBucketName="pages", defaultIndexMode="ENHANCED")
-        s3v.create_index(
-            vectorBucketName="pages",
-            indexName="docs",
-            dataType="float32",
-            dimension=DIM,
-            distanceMetric="euclidean",
-            metadataConfiguration={"textSearchConfigurations": [{"metadataKey": "text", "language": "en"}]},
-        )
+        enhanced_text_index(s3v, "pages")
         s3v.put_vectors(
             vectorBucketName="pages",
             indexName="docs",
