@@ -177,7 +177,12 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
             raise validation("nextToken belongs to a different query", "nextToken")
         offset = token["o"]
     vector = req.queryVector.float32 if req.queryVector is not None else None
-    hits = await call.engine.search(ref, vector, texts, top_k, req.filter)
+    # Without distances to show, vector hits rank by Lance's float32 distances; a query that spans
+    # pages ranks by the exact ones always, so that pages asked with and without agree.
+    exact = bool(req.returnDistance) or top_k > call.dialect.query_page
+    hits = await call.engine.search(
+        ref, vector, texts, top_k, req.filter, metadata=bool(req.returnMetadata), distances=exact
+    )
     page = hits[offset : offset + call.dialect.query_page]
     vectors = []
     for h in page:

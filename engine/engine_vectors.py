@@ -144,10 +144,21 @@ class VectorOps:
         return await live.query(q, top_k, flt)
 
     async def search(
-        self, ref: IndexRef, vector: Any, texts: list[tuple[str, str]], top_k: int, filter: Any = None
+        self,
+        ref: IndexRef,
+        vector: Any,
+        texts: list[tuple[str, str]],
+        top_k: int,
+        filter: Any = None,
+        *,
+        metadata: bool = True,
+        distances: bool = True,
     ) -> list[Scored]:
         """Full-text (``texts``: (metadataKey, text) pairs), vector, or hybrid search: BM25 for
-        texts alone, distance for a vector alone, RRF of the two rankings for both."""
+        texts alone, distance for a vector alone, RRF of the two rankings for both.
+
+        ``metadata``/``distances``: whether the caller shows them; without, vector hits skip
+        reading them (their metadata is then None, their distances Lance's float32 ones)."""
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValidationError("topK must be a positive integer", field="topK")
         live = await self.live(ref)
@@ -155,7 +166,8 @@ class VectorOps:
         vector_hits: list[Scored] = []
         if vector is not None:
             q = validate.vector(live.index, vector)
-            vector_hits = [Scored(h.key, h.metadata, distance=h.distance) for h in await live.query(q, top_k, flt)]
+            hits = await live.query(q, top_k, flt, metadata=metadata, exact=distances)
+            vector_hits = [Scored(h.key, h.metadata, distance=h.distance) for h in hits]
             if not texts:
                 return vector_hits
         languages = {c["metadataKey"]: c.get("language") for c in live.index.text_search}

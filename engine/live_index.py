@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -237,7 +238,11 @@ class LiveIndex:
 
     # --- reads --------------------------------------------------------------------------------
 
-    async def query(self, vector: Vectors, k: int, flt: Filter | None) -> list[Hit]:
+    async def query(
+        self, vector: Vectors, k: int, flt: Filter | None, *, metadata: bool = True, exact: bool = True
+    ) -> list[Hit]:
+        """The ``k`` nearest rows; ``metadata``/``exact``: whether dataset hits need their metadata
+        and float64 distances (``lance_dataset.search``); tail hits always have both."""
         await self.refresh()
         # Capture the snapshot and the tail's answer together, with no await in between, so the
         # two describe the same moment even if the materializer publishes meanwhile.
@@ -247,7 +252,13 @@ class LiveIndex:
         want = k + min(len(touched), 4 * k + 100)
         while True:
             hits = await anyio.to_thread.run_sync(
-                search, reader, vector, want, self.index.metric, sql, self.settings.tuning
+                partial(search, metadata=metadata, exact=exact),
+                reader,
+                vector,
+                want,
+                self.index.metric,
+                sql,
+                self.settings.tuning,
             )
             kept = [h for h in hits if h.key not in touched]
             if len(kept) >= k or len(hits) < want:

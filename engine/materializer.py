@@ -28,7 +28,7 @@ from engine import failpoints, keys
 from engine.catalog_state import Index
 from engine.errors import CorruptEvent, LeaseLost, ObjectNotFound, PreconditionFailed, StoreUnavailable
 from engine.filters import index_terms
-from engine.lance_dataset import LanceDataset, key_hash, shape
+from engine.lance_dataset import LanceDataset, key_hash, warm
 from engine.lease import Lease
 from engine.log import metrics, read_log
 from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
@@ -135,6 +135,9 @@ class Materializer:
         self.last_maintenance: list[str] = []
         # Index work a busy fold deferred (and, at start, whatever a crash may have cut short).
         self.maintenance_due = True
+        # Rows below the optimize threshold wait unindexed until the writes stop for a while.
+        self.leftovers_due = True
+        self._idle_runs = 0
         self.lease = lease
 
     @property
@@ -217,9 +220,14 @@ class Materializer:
                 raise
             # Fold what was read: on a flaky store, a long backlog still makes progress.
         if not folded:
+            self._idle_runs += 1
             if self.maintenance_due:
                 await self._maintain(settled=True)  # the writers paused: finish what busy folds deferred
+            elif self.leftovers_due and self._idle_runs >= self.settings.quiet_runs:
+                await self._maintain(settled=True, quiet=True)  # they stopped: index the last rows too
             return 0
+        self._idle_runs = 0
+        self.leftovers_due = True
         # Building the rows (metadata parsing, filter columns) is CPU work: off the event loop.
         upserts = await anyio.to_thread.run_sync(
             rows_table, tail.live_batch(self.index.dimension), self.index.non_filterable_keys
@@ -273,14 +281,15 @@ class Materializer:
         await self._commit_checkpoint(Checkpoint(seq, self.dataset.version, generation=generation))
         await self._maintain(settled=True)
 
-    async def _maintain(self, settled: bool) -> None:
+    async def _maintain(self, settled: bool, quiet: bool = False) -> None:
         """Keep the vector and text indexes (the index's own materializer; replays do not), after
         the fold's checkpoint: a long index build never holds back what the fold made visible.
         What it changes is committed as a checkpoint at the same seq, on the newer Lance version."""
         if not self.maintain_index or self.checkpoint is None:
             return
-        self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, settled)
+        self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, settled, quiet)
         self.maintenance_due = not settled
+        self.leftovers_due = self.leftovers_due and not quiet
         for action in self.last_maintenance:
             metrics.INDEX_MAINTENANCE.labels(action).inc()
         if self.last_maintenance:
@@ -325,7 +334,7 @@ class Materializer:
         fresh = LanceDataset(self.dataset.location, self.index.dimension, self.index.metric, self.settings.tuning)
         fresh.open()
         if fresh.snapshot() is not None:
-            shape(fresh.snapshot(), self.settings.tuning)  # reads index stats here, not in a query
+            warm(fresh.snapshot(), self.settings.tuning)  # here, not in a query
         return fresh.snapshot()
 
     async def run_to_end(self) -> int:

@@ -35,6 +35,7 @@ from engine.lance_dataset.common import (
 )
 from engine.lance_dataset.copies import copy_version, open_version, row_digests
 from engine.lance_dataset.reads import (
+    refine_for,
     scan_keys,
     scan_metadata,
     search,
@@ -43,6 +44,7 @@ from engine.lance_dataset.reads import (
     text_candidates,
     text_config,
     text_stats,
+    warm,
 )
 from engine.lance_dataset.writer import LanceDataset
 
@@ -57,6 +59,7 @@ __all__ = [
     "ivf_pq_params",
     "key_hash",
     "open_version",
+    "refine_for",
     "row_digests",
     "scan_keys",
     "scan_metadata",
@@ -67,4 +70,5 @@ __all__ = [
     "text_candidates",
     "text_config",
     "text_stats",
+    "warm",
 ]

@@ -11,7 +11,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine.lance_dataset import ivf_pq_params
+from engine.lance_dataset import ivf_pq_params, refine_for
 from engine.settings import IndexTuning
 from tools.bench.data import Dataset
 
@@ -67,9 +67,9 @@ class RawLance:
                 "q": q,
                 "k": k,
                 "nprobes": self.tuning.nprobes,
-                "refine_factor": self.tuning.refine_factor,
+                "refine_factor": refine_for(k, self.tuning),
             },
-            columns=["key", "vector"],
+            columns=["key"],  # what the server reads for a query without distances or metadata
             filter=sql,
             prefilter=True,
             disable_scoring_autoprojection=True,
@@ -89,11 +89,13 @@ class Faiss:
         ivfpq.train(sample)
         ivfpq.nprobe = tuning.nprobes
         self.index: Any = faiss.IndexRefineFlat(ivfpq)  # keeps the exact vectors to re-rank with
+        self.tuning = tuning
         self.index.k_factor = tuning.refine_factor
         self.index.add(data.base)
         self.build_seconds = time.perf_counter() - started
 
     def query(self, q: np.ndarray, k: int) -> list[int]:
+        self.index.k_factor = refine_for(k, self.tuning)
         _, ids = self.index.search(q[None, :], k)
         return [int(i) for i in ids[0] if i >= 0]
 
