@@ -14,7 +14,8 @@ the dataset's table metadata, so a reader knows which keys it may use the index 
 
 ``common``: the schema, IVF-PQ parameters and the process-wide session; ``writer``: the dataset the
 materializer folds into and maintains (``LanceDataset``); ``reads``: searches and scans on immutable
-snapshot handles, from any thread; ``copies``: restores and consistency digests.
+snapshot handles, from any thread; ``row_keys``: row keys by row address, for queries that read
+no column; ``copies``: restores and consistency digests.
 """
 
 import os
