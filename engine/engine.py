@@ -141,7 +141,9 @@ class Engine(VectorOps, RecoveryOps, StatusOps):
         scope = self._scopes.pop(index_id, None)
         if scope is not None:
             scope.cancel()
-        self._live.pop(index_id, None)
+        live = self._live.pop(index_id, None)
+        if live is not None:
+            live.close()
 
     async def live(self, ref: IndexRef) -> LiveIndex:
         index = await self.get_index(ref)

@@ -25,6 +25,7 @@ from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Unavaila
 from engine.filters import Filter
 from engine.lance_dataset import (
     Hit,
+    forget_row_keys,
     key_hash,
     scan_keys,
     scan_metadata,
@@ -235,6 +236,10 @@ class LiveIndex:
     async def delete(self, ctx: RequestContext, keys_: list[str]) -> int:
         ev = self._event(ctx, VECTORS_DELETED, json_payload({"keys": keys_}), "json", {"count": len(keys_)})
         return await self._append([ev])
+
+    def close(self) -> None:
+        """The index was deleted: drop what this process keeps for it beyond this object."""
+        forget_row_keys(self.reader)
 
     # --- reads --------------------------------------------------------------------------------
 

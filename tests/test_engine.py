@@ -432,3 +432,8 @@ async def test_queries_without_metadata_or_distances_name_the_right_rows(backend
         vectors |= {f"n{i}": rng.standard_normal(8) for i in range(50)}
         fragments = await fold([f"n{i}" for i in range(50)])
         assert len(fragments) < 4  # compacted
+
+        uri = str((await eng.live(INDEX)).reader.uri)
+        assert {k for k in row_keys._fragments if k[0] == uri} == {(uri, f.fragment_id) for f in fragments}
+        await eng.delete_index(CTX, INDEX)
+        assert not [k for k in row_keys._fragments if k[0] == uri]  # a deleted index's keys are dropped

@@ -47,6 +47,7 @@ from engine.lance_dataset.reads import (
     text_stats,
     warm,
 )
+from engine.lance_dataset.row_keys import forget as forget_row_keys
 from engine.lance_dataset.writer import LanceDataset
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "LanceDataset",
     "Pairs",
     "copy_version",
+    "forget_row_keys",
     "ivf_pq_params",
     "key_hash",
     "open_version",

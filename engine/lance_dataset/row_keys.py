@@ -49,3 +49,11 @@ def load(ds: Any) -> None:
         _fragments.pop(stale, None)
     for fragment_id in live:
         _fragment(ds, fragment_id)
+
+
+def forget(ds: Any) -> None:
+    """Drop the keys kept for the dataset of ``ds`` (its index was deleted)."""
+    if ds is not None:
+        uri = str(ds.uri)
+        for stale in [k for k in _fragments if k[0] == uri]:
+            _fragments.pop(stale, None)
