@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
         text=True,
         timeout=600,
         cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| recall@10 none |" in run.stdout  # the markdown table
@@ -55,3 +57,4 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert figs["read_your_writes_retries"] == 0
     assert figs["filtered k results 0.5%"] is True
     assert figs["recall@10 none"] >= 0.9
+    assert not list(tmp_path.glob("vecledger-bench-*"))  # its work folder is gone
