@@ -289,7 +289,8 @@ class Materializer:
             return
         self.last_maintenance = await anyio.to_thread.run_sync(self.dataset.maintain, settled, quiet)
         self.maintenance_due = not settled
-        self.leftovers_due = self.leftovers_due and not quiet
+        if quiet:
+            self.leftovers_due = False
         for action in self.last_maintenance:
             metrics.INDEX_MAINTENANCE.labels(action).inc()
         if self.last_maintenance:

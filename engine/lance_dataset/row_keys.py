@@ -10,6 +10,7 @@ row ids, Lance's ``_rowid`` is the row address, ``fragment_id << 32 | offset``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -19,23 +20,28 @@ import pyarrow as pa
 _fragments: dict[tuple[str, int], tuple[np.ndarray, pa.Array]] = {}
 
 
-def _fragment(ds: Any, fragment_id: int) -> tuple[np.ndarray, pa.Array]:
-    cached = _fragments.get((str(ds.uri), fragment_id))
+def _fragment(uri: str, ds: Any, fragment_id: int) -> tuple[np.ndarray, pa.Array]:
+    cached = _fragments.get((uri, fragment_id))
     if cached is None:
         fragment = ds.get_fragment(fragment_id)
         table = fragment.to_table(columns=["key"], with_row_address=True)
         offsets = table.column("_rowaddr").to_numpy() & 0xFFFFFFFF
         index = np.full(fragment.physical_rows, -1, np.int32)
         index[offsets] = np.arange(len(table))
-        cached = _fragments[(str(ds.uri), fragment_id)] = (index, table.column("key").combine_chunks())
+        cached = _fragments[(uri, fragment_id)] = (index, table.column("key").combine_chunks())
     return cached
+
+
+def _drop(uri: str, keep: Collection[int] = ()) -> None:
+    for stale in [k for k in _fragments if k[0] == uri and k[1] not in keep]:
+        _fragments.pop(stale, None)
 
 
 def keys_of(ds: Any, row_ids: pa.Array | pa.ChunkedArray) -> list[str]:
     """The keys of rows of ``ds`` by row address (rows a query of this snapshot returned)."""
-    out = []
+    uri, out = str(ds.uri), []
     for rid in row_ids.to_pylist():
-        index, keys = _fragment(ds, rid >> 32)
+        index, keys = _fragment(uri, ds, rid >> 32)
         out.append(keys[int(index[rid & 0xFFFFFFFF])].as_py())
     return out
 
@@ -45,15 +51,12 @@ def load(ds: Any) -> None:
     longer has (an older snapshot still in use reads them again if it needs them)."""
     uri = str(ds.uri)
     live = {f.fragment_id for f in ds.get_fragments()}
-    for stale in [k for k in _fragments if k[0] == uri and k[1] not in live]:
-        _fragments.pop(stale, None)
+    _drop(uri, keep=live)
     for fragment_id in live:
-        _fragment(ds, fragment_id)
+        _fragment(uri, ds, fragment_id)
 
 
 def forget(ds: Any) -> None:
     """Drop the keys kept for the dataset of ``ds`` (its index was deleted)."""
     if ds is not None:
-        uri = str(ds.uri)
-        for stale in [k for k in _fragments if k[0] == uri]:
-            _fragments.pop(stale, None)
+        _drop(str(ds.uri))

@@ -89,8 +89,7 @@ class Faiss:
         ivfpq.train(sample)
         ivfpq.nprobe = tuning.nprobes
         self.index: Any = faiss.IndexRefineFlat(ivfpq)  # keeps the exact vectors to re-rank with
-        self.tuning = tuning
-        self.index.k_factor = tuning.refine_factor
+        self.tuning = tuning  # the refine factor is set per query (refine_for)
         self.index.add(data.base)
         self.build_seconds = time.perf_counter() - started
 
