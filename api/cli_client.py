@@ -225,7 +225,7 @@ def ls(remote: Remote, bucket: str | None) -> None:
     \b
     For each index: dimension, metric, vector count, the last log seq the
     materializer has folded into the dataset, the lag (log entries written but
-    not yet folded: reads still see them), and the index type (flat, or IVF_PQ
+    not yet folded: reads still see them), and the index type (flat, or IVF_SQ
     with its partition count). Counts and seqs need the bucket owner's key.
     """
     out = console()

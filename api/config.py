@@ -83,14 +83,13 @@ def root_credential(env: dict[str, str] | None = None) -> Credential | None:
 
 def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | None = None) -> Settings:
     """Engine settings: S3 credentials from the usual AWS variables; index tuning from
-    ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` and ``VECLEDGER_REFINE_FACTOR``; the
-    materializer lease time from ``VECLEDGER_LEASE_SECONDS``."""
+    ``VECLEDGER_INDEX_TYPE``, ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` and
+    ``VECLEDGER_REFINE_FACTOR``; the materializer lease time from ``VECLEDGER_LEASE_SECONDS``."""
     env = dict(os.environ) if env is None else env
-    defaults = IndexTuning()
-    tuning = IndexTuning(
-        build_threshold=int(env.get("VECLEDGER_BUILD_THRESHOLD", defaults.build_threshold)),
-        nprobes=int(env.get("VECLEDGER_NPROBES", defaults.nprobes)),
-        refine_factor=int(env.get("VECLEDGER_REFINE_FACTOR", defaults.refine_factor)),
+    names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
+    tuning = IndexTuning.for_index_type(
+        env.get("VECLEDGER_INDEX_TYPE", IndexTuning.index_type).upper(),
+        **{field: int(env[f"VECLEDGER_{name}"]) for field, name in names.items() if f"VECLEDGER_{name}" in env},
     )
     return Settings(
         tuning=tuning,

@@ -34,7 +34,7 @@ class Catalog:
         self.ids = ids
         self.state = CatalogState()
         self._appender = Appender(store, keys.CATALOG_LOG, clock)
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
         self._waiting: dict[str, Any] = {}
 
     @contextlib.contextmanager

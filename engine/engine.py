@@ -90,6 +90,11 @@ class Engine(VectorOps, RecoveryOps, StatusOps):
             raise
         finally:
             engine._tg = None
+            # Leases taken by folds run on demand (``materialize``: tools, tests) are released too,
+            # so that the next process folds at once rather than after the lease expires.
+            with anyio.move_on_after(5, shield=True), contextlib.suppress(Exception):
+                for live in engine._live.values():
+                    await live.materializer.release()
             await store.close()
 
     # --- index runtime --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class IndexStatus:
     log_seq: int  # the last seq in the index's log (-1: empty)
     dataset_rows: int  # rows in the Lance snapshot
     tail_keys: int  # keys put or deleted past the snapshot
-    index_type: str  # "flat" (exact scan) or "IVF_PQ"
+    index_type: str  # "flat" (exact scan), or the vector index's: "IVF_SQ", "IVF_PQ"
     partitions: int  # IVF partitions (0 when flat)
 
     @property
@@ -37,13 +37,13 @@ class IndexStatus:
         return max(0, self.log_seq - self.materialized_seq)
 
 
-def _snapshot_counts(reader: Any, touched: list[str], tuning: IndexTuning) -> tuple[int, int, int]:
-    """(rows, IVF partitions, rows whose key the tail touched) of one Lance snapshot."""
+def _snapshot_counts(reader: Any, touched: list[str], tuning: IndexTuning) -> tuple[int, int, str, int]:
+    """(rows, IVF partitions, index type, rows whose key the tail touched) of one Lance snapshot."""
     if reader is None:
-        return 0, 0, 0
+        return 0, 0, "flat", 0
     s = shape(reader, tuning)
     shadowed = sum(len(take(reader, touched[i : i + _IN_LIST], ["key"])) for i in range(0, len(touched), _IN_LIST))
-    return s.rows, s.partitions, shadowed
+    return s.rows, s.partitions, s.index_type, shadowed
 
 
 class StatusOps:
@@ -63,7 +63,7 @@ class StatusOps:
         touched = sorted(tail.touched())
         tail_live = len(touched) - len(tail.deleted_keys())
         log_seq = tail.seq
-        rows, partitions, shadowed = await anyio.to_thread.run_sync(
+        rows, partitions, index_type, shadowed = await anyio.to_thread.run_sync(
             _snapshot_counts, reader, touched, self.settings.tuning
         )
         return IndexStatus(
@@ -72,6 +72,6 @@ class StatusOps:
             log_seq=max(log_seq, checkpoint.seq),
             dataset_rows=rows,
             tail_keys=len(touched),
-            index_type="IVF_PQ" if partitions else "flat",
+            index_type=index_type,
             partitions=partitions,
         )

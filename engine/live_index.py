@@ -109,7 +109,7 @@ class LiveIndex:
         self.materializer.dataset.text_pairs = config_pairs(index.text_search)
         self._appender: Appender | None = None
         self._encoding: dict[str, VectorBatch] = {}  # event id -> rows, while its append is in flight
-        self._refresh_lock = anyio.Lock()
+        self._refresh_lock = anyio.Lock(fast_acquire=True)
         self._last_checkpoint_poll = 0.0
         self.quota = WriteQuota(clock)
         self.corrupt: CorruptEvent | None = None

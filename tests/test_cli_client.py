@@ -222,12 +222,12 @@ def test_ls_status_and_query(backend: Backend, tmp_path: Path) -> None:
     with running_server(backend) as srv:
         srv.s3vectors().delete_vectors(vectorBucketName="cli", indexName="docs", keys=keys[2:3])
         deadline = time.monotonic() + 120
-        while (s := status(srv, "docs"))["lag"] or s["indexType"] != "IVF_PQ":
+        while (s := status(srv, "docs"))["lag"] or s["indexType"] != "IVF_SQ":
             assert time.monotonic() < deadline, s
             time.sleep(0.2)
         assert (s["vectors"], s["materializedSeq"], s["logSeq"]) == (2097, 6, 6) and s["partitions"] > 0
         listing = ok(run(srv, "ls", "-b", "cli"))
-        assert "2097" in listing and f"IVF_PQ ({s['partitions']} partitions)" in listing
+        assert "2097" in listing and f"IVF_SQ ({s['partitions']} partitions)" in listing
 
         query = json.dumps(vectors[1000].tolist())
         out = ok(run(srv, "query", "-b", "cli", "-i", "docs", "--vector", query, "-k", "3", "--metadata"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from engine.errors import (
 from engine.lance_dataset import row_keys, search
 from engine.log import read_log
 from engine.materializer import Materializer, read_checkpoint
+from engine.settings import IndexTuning
 from engine.store import FaultyStore
 from engine.store.faulty import ERROR, Fault
 from tests.conftest import Backend
@@ -239,8 +241,8 @@ async def test_folding_twice_is_a_no_op(backend: Backend) -> None:
 
 
 async def test_replay_from_zero_matches_the_live_index(backend: Backend) -> None:
-    # The live and the replayed dataset train their IVF-PQ indexes separately; their top 10 agree
-    # row for row when 100 candidates are re-ranked exactly (the default re-ranks 50 for k=10).
+    # The live and the replayed dataset train their IVF indexes separately; their top 10 agree
+    # row for row when 100 candidates are re-ranked exactly (the default re-ranks 20 for k=10).
     async with backend.with_tuning(build_threshold=1_000, refine_factor=10).engine() as eng:
         await make_index(eng, dimension=8)
         rng = np.random.default_rng(11)
@@ -386,6 +388,31 @@ async def test_the_last_unindexed_rows_are_indexed_once_the_writes_stop(backend:
 
         assert await mat.run_once() == 0  # done until the next fold: no new Lance version
         assert mat.dataset.version == settled.lance_version
+
+
+async def test_an_index_of_another_type_is_rebuilt_once_the_writes_stop(backend: Backend) -> None:
+    """An index built as IVF_PQ (before an upgrade, or before ``VECLEDGER_INDEX_TYPE`` changed) is
+    rebuilt as the configured IVF_SQ when its writes pause, and answers the same rows."""
+    pq = backend.with_settings(
+        tuning=IndexTuning.for_index_type("IVF_PQ", build_threshold=200), run_materializers=False, quiet_runs=1
+    )
+    rng = np.random.default_rng(12)
+    vectors = rng.standard_normal((400, 8))
+    async with pq.engine() as eng:
+        await make_index(eng, dimension=8)
+        await eng.put_vectors(CTX, INDEX, [f"a{i}" for i in range(400)], vectors, [None] * 400)
+        await eng.materialize(INDEX)
+        assert (await eng.live(INDEX)).materializer.dataset.index_state()["type"] == "IVF_PQ"
+        assert (await eng.index_status(INDEX)).index_type == "IVF_PQ"
+    sq = pq.with_settings(tuning=replace(pq.settings.tuning, index_type="IVF_SQ"))
+    async with sq.engine() as eng:
+        await eng.put_vectors(CTX, INDEX, ["b0"], rng.standard_normal((1, 8)), [None])
+        await eng.materialize(INDEX)
+        state = (await eng.live(INDEX)).materializer.dataset.index_state()
+        assert state["type"] == "IVF_SQ" and state["indexed_rows"] == 401
+        assert (await eng.index_status(INDEX)).index_type == "IVF_SQ"
+        for i in (0, 123, 399):
+            assert (await eng.query_vectors(INDEX, vectors[i], 1))[0].key == f"a{i}"
 
 
 async def test_queries_without_metadata_or_distances_name_the_right_rows(backend: Backend) -> None:

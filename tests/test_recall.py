@@ -1,4 +1,5 @@
-"""Recall of the IVF-PQ index at the default query settings, against exact search."""
+"""Recall of the vector index (IVF_SQ, the default, and IVF_PQ) at each type's default query
+settings, against exact search."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from tests.conftest import Backend
 from tests.helpers import CTX, INDEX, clustered, exact_top, make_index
 
 
-async def test_recall_at_10_on_20k_clustered_vectors(backend: Backend) -> None:
+@pytest.mark.parametrize("index_type", ["IVF_SQ", "IVF_PQ"])
+async def test_recall_at_10_on_20k_clustered_vectors(backend: Backend, index_type: str) -> None:
     n, d, nq = 20_000, 128, 100 if backend.name == "local" else 30
     data = clustered(n + nq, d, clusters=200, seed=5)
     base, queries = data[:n], data[n:]
-    defaults = IndexTuning()
-    # The default query settings (nprobes, refine factor) with the default build threshold.
-    tuned = backend.with_tuning(
-        build_threshold=defaults.build_threshold, nprobes=defaults.nprobes, refine_factor=defaults.refine_factor
-    ).with_settings(run_materializers=False)
+    # The type's default query settings (nprobes, refine factor) and the default build threshold.
+    tuned = backend.with_settings(
+        tuning=IndexTuning.for_index_type(index_type),
+        run_materializers=False,
+    )
     async with tuned.engine() as eng:
         await make_index(eng, dimension=d)
         for i in range(0, n, 500):
@@ -28,7 +30,7 @@ async def test_recall_at_10_on_20k_clustered_vectors(backend: Backend) -> None:
             await eng.put_vectors(CTX, INDEX, [f"v{j}" for j in range(i, i + 500)], base[i : i + 500], metas)
         await eng.materialize(INDEX)
         live = await eng.live(INDEX)
-        assert live.materializer.dataset.index_state()["type"] == "IVF_PQ"
+        assert live.materializer.dataset.index_state()["type"] == index_type
         assert len(live.tail) == 0  # every query below is answered by the index alone
         recalls = []
         for q in queries:

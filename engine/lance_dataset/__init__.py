@@ -2,9 +2,10 @@
 
 Every method is synchronous and blocking; callers run them in worker threads
 (``anyio.to_thread.run_sync``), never on the event loop. Facts and traps behind the choices here
-are in research/lance.md: IVF-PQ is queried with a refine factor (recall without it is 0.4-0.6),
-filters always prefilter, and new rows are added to the index as delta segments with
-``optimize_indices(num_indices_to_merge=0)`` because the default re-partitions the index.
+are in research/lance.md and docs/notes/0004: the IVF index (8-bit scalar quantization by default,
+PQ selectable) is queried with a refine factor, filters always prefilter, and new rows are added
+to the index as delta segments with ``optimize_indices(num_indices_to_merge=0)`` because the
+default re-partitions the index.
 
 Full text: a ``text`` column holds each row's configured text fields as terms already analyzed by
 ``engine/text_analysis.py`` (`` <tag>_<term> ...``, a tag per metadata key and language), under an INVERTED
@@ -12,7 +13,7 @@ index with Lance's whitespace tokenizer; it only finds candidate rows, and BM25 
 caller (docs/notes/0002-hybrid-search.md). Which configuration the column reflects is recorded in
 the dataset's table metadata, so a reader knows which keys it may use the index for.
 
-``common``: the schema, IVF-PQ parameters and the process-wide session; ``writer``: the dataset the
+``common``: the schema, vector index parameters and the process-wide session; ``writer``: the dataset the
 materializer folds into and maintains (``LanceDataset``); ``reads``: searches and scans on immutable
 snapshot handles, from any thread; ``row_keys``: row keys by row address, for queries that read
 no column; ``copies``: restores and consistency digests.
@@ -30,7 +31,8 @@ from engine.lance_dataset.common import (
     VECTOR_INDEX,
     Hit,
     Pairs,
-    ivf_pq_params,
+    index_params,
+    ivf_partitions,
     key_hash,
     schema,
 )
@@ -59,7 +61,8 @@ __all__ = [
     "Pairs",
     "copy_version",
     "forget_row_keys",
-    "ivf_pq_params",
+    "index_params",
+    "ivf_partitions",
     "key_hash",
     "open_version",
     "refine_for",

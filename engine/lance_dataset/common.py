@@ -1,4 +1,4 @@
-"""What every part of the Lance adapter shares: the dataset schema, the IVF-PQ parameters, the one
+"""What every part of the Lance adapter shares: the dataset schema, the vector index parameters, the one
 Lance session of the process, and the ``text`` column's values."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import lance
 import pyarrow as pa
 
 from engine.log.payload import parse_metadata
+from engine.settings import IndexTuning
 from engine.store import LanceLocation
 from engine.text_analysis import text_column
 
@@ -23,7 +24,7 @@ LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
 
 
 # One cache of opened indexes and file metadata for the whole process. The materializer publishes a
-# fresh handle per fold; with a session each, every handle would load the IVF-PQ index (tens of MB
+# fresh handle per fold; with a session each, every handle would load the vector index (tens of MB
 # at 1M rows) again on its first query and hold its own copy until collected.
 INDEX_CACHE_BYTES = 512 * 1024 * 1024
 METADATA_CACHE_BYTES = 128 * 1024 * 1024
@@ -68,15 +69,27 @@ def schema(dimension: int) -> pa.Schema:
     )
 
 
-def ivf_pq_params(rows: int, dimension: int) -> tuple[int, int]:
-    """(partitions, sub-vectors) for an IVF-PQ index over ``rows`` vectors.
+def ivf_partitions(rows: int) -> int:
+    """IVF partitions for an index over ``rows`` vectors: ~sqrt(n), at least 64 rows each."""
+    return max(1, min(4096, int(math.sqrt(rows)), rows // 64))
 
-    ~sqrt(n) partitions; sub-vectors of 4 dimensions where the dimension allows (PQ error, not
-    nprobes, limits recall on 8-dimension sub-vectors: research/lance.md 4.2).
+
+def index_params(tuning: IndexTuning, rows: int, dimension: int) -> dict[str, Any]:
+    """``create_index`` arguments for a ``tuning.index_type`` index over ``rows`` vectors.
+
+    IVF_SQ keeps 8 bits a dimension (Lance's default). IVF_PQ uses sub-vectors of 4 dimensions
+    where the dimension allows: PQ error, not nprobes, limits recall on 8-dimension sub-vectors
+    (research/lance.md 4.2).
     """
-    partitions = max(1, min(4096, int(math.sqrt(rows)), rows // 64))
-    sub = next((m for m in range(max(1, dimension // 4), 0, -1) if dimension % m == 0), 1)
-    return partitions, sub
+    params: dict[str, Any] = {
+        "index_type": tuning.index_type,
+        "num_partitions": ivf_partitions(rows),
+        "sample_rate": tuning.sample_rate,
+        "max_iters": tuning.max_iters,
+    }
+    if tuning.index_type == "IVF_PQ":
+        params["num_sub_vectors"] = next(m for m in range(max(1, dimension // 4), 0, -1) if dimension % m == 0)
+    return params
 
 
 @dataclass(frozen=True)

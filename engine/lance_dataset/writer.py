@@ -17,7 +17,8 @@ from engine.lance_dataset.common import (
     TEXT_INDEX,
     VECTOR_INDEX,
     Pairs,
-    ivf_pq_params,
+    index_params,
+    ivf_partitions,
     open_dataset,
     schema,
     sql_list,
@@ -113,7 +114,7 @@ class LanceDataset:
         ``settled``: no writer is waiting on the materializer. Delta segments are then merged into
         one (each query searches every segment) and the index is re-trained once the rows outgrow
         its partitioning 4x. While writers keep it busy, both wait (they would take the cores
-        the writes need) until ``max_index_segments`` or 64x: a backlog folds and indexes new
+        the writes need) until ``max_index_segments`` or 256x: a backlog folds and indexes new
         rows as delta segments, and the first quiet moment settles the index.
 
         ``quiet``: the writes have stopped for a while. The last rows below
@@ -139,8 +140,16 @@ class LanceDataset:
             if rows >= t.build_threshold:
                 self._build(rows)
                 done.append("build")
-        elif ivf_pq_params(rows, self.dimension)[0] >= (2 if settled else 8) * self._partitions():
-            # The data outgrew the partitioning (~4x the rows it was trained on; 64x while busy).
+        elif ivf_partitions(rows) >= (2 if settled else 16) * self._partitions() or (
+            settled and self._index_stats().get("index_type") != t.index_type
+        ):
+            # The data outgrew the partitioning (~4x the rows it was trained on), or the index is
+            # of another type than configured (built before an upgrade or a change of
+            # VECLEDGER_INDEX_TYPE): rebuilt once the writes pause. While busy, only past 256x the
+            # rows: a retrain takes both cores for seconds (7.5 s at 300k rows), and each delta
+            # segment costs in proportion to the partitions its rows are assigned among (1.7 s
+            # per 50k rows at 560 partitions, 0.35 s at 70), so a 1M ingest goes faster on the
+            # first small index and is re-trained once, when it pauses.
             self._build(rows)
             done.append("retrain")
         # Busy, each delta build's fixed cost is paid less often: up to an eighth of the rows may
@@ -216,17 +225,12 @@ class LanceDataset:
 
     def _build(self, rows: int) -> None:
         failpoints.hit("materializer.index_build")
-        partitions, sub = ivf_pq_params(rows, self.dimension)
         self._ds.create_index(
             "vector",
-            index_type="IVF_PQ",
             metric=LANCE_METRIC[self.metric],
-            num_partitions=partitions,
-            num_sub_vectors=sub,
-            sample_rate=self.tuning.sample_rate,
-            max_iters=self.tuning.max_iters,
             replace=True,
             name=VECTOR_INDEX,
+            **index_params(self.tuning, rows, self.dimension),
         )
         self.open()
 
@@ -244,7 +248,7 @@ class LanceDataset:
             return {"type": "flat", "rows": self.count_rows()}
         s = self._index_stats()
         return {
-            "type": "IVF_PQ",
+            "type": str(s.get("index_type", "IVF")),
             "rows": self.count_rows(),
             "indexed_rows": int(s.get("num_indexed_rows", 0)),
             "unindexed_rows": int(s.get("num_unindexed_rows", 0)),

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.lance_dataset import ivf_pq_params
+from engine.lance_dataset import ivf_partitions
 from engine.settings import IndexTuning
 from tools.bench import clients, data, peers
 from tools.bench.server import Server
@@ -60,7 +60,7 @@ def _settled(lance_dir: Path, n: int) -> bool:
     if not any((lance_dir / "_indices").glob("*")):
         return False
     shape = peers.index_shape(lance_dir)
-    ideal = ivf_pq_params(n, 1)[0]
+    ideal = ivf_partitions(n)
     return (
         shape["index_segments"] == 1
         and shape["index_unindexed_rows"] < IndexTuning.optimize_unindexed_rows
@@ -131,15 +131,17 @@ def run(ds: data.Dataset, quick: bool, keep: bool = False) -> dict[str, Any]:
 
 
 def _measure(ds: data.Dataset, quick: bool, work: Path) -> dict[str, Any]:
-    tuning = IndexTuning()
+    tuning = IndexTuning()  # the server's: it runs without the caller's VECLEDGER_* settings
     nq = min(len(ds.queries), 50 if quick else 200)
     fig: dict[str, Any] = {
         "dataset": ds.name,
         "n": ds.n,
         "d": ds.d,
         "queries": nq,
+        "index_type": tuning.index_type,
         "nprobes": tuning.nprobes,
         "refine_factor": tuning.refine_factor,
+        "refine_candidates": tuning.refine_candidates,
     }
     server = Server(work / "root")
     try:
@@ -151,8 +153,8 @@ def _measure(ds: data.Dataset, quick: bool, work: Path) -> dict[str, Any]:
         split = max(clients.BATCH, ds.n // 10 // clients.BATCH * clients.BATCH)
         fig["ingest_1_client_vps"] = clients.ingest(server, ds, BUCKET, INDEX, range(0, split), 1)
         # Four boto3 processes measure boto3 more than the server on two cores (each put costs
-        # boto3 ~100 ms of client CPU); four concurrent requests of a lean async client do not.
-        fig["ingest_4_clients_vps"] = clients.ingest_async(server, ds, BUCKET, INDEX, range(split, ds.n), 4)
+        # boto3 ~100 ms of client CPU); four lean client processes do not.
+        fig["ingest_4_clients_vps"] = clients.ingest_lean(server, ds, BUCKET, INDEX, range(split, ds.n), 4)
         build = ds.n >= tuning.build_threshold
         fig["fold_and_index_seconds"] = wait_folded(server.root, ds.n, build, timeout=1800)
         fig["server_peak_rss_ingest_bytes"] = server.peak_rss()

@@ -11,7 +11,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine.lance_dataset import ivf_pq_params, refine_for
+from engine.lance_dataset import index_params, refine_for
 from engine.settings import IndexTuning
 from tools.bench.data import Dataset
 
@@ -39,7 +39,7 @@ def index_shape(lance_dir: Path) -> dict[str, Any]:
 
 
 class RawLance:
-    """The same data and IVF-PQ parameters as vecledger's materializer, queried directly."""
+    """The same data and index parameters as vecledger's materializer, queried directly."""
 
     def __init__(self, data: Dataset, workdir: Path, tuning: IndexTuning) -> None:
         self.tuning = tuning
@@ -47,16 +47,7 @@ class RawLance:
         shutil.rmtree(path, ignore_errors=True)
         started = time.perf_counter()
         ds = lance.write_dataset(_table(data), str(path))
-        partitions, sub = ivf_pq_params(data.n, data.d)
-        ds.create_index(
-            "vector",
-            index_type="IVF_PQ",
-            metric="l2",
-            num_partitions=partitions,
-            num_sub_vectors=sub,
-            sample_rate=tuning.sample_rate,
-            max_iters=tuning.max_iters,
-        )
+        ds.create_index("vector", metric="l2", **index_params(tuning, data.n, data.d))
         self.build_seconds = time.perf_counter() - started
         self.ds = lance.dataset(str(path))
 
@@ -78,11 +69,15 @@ class RawLance:
 
 
 class Faiss:
+    """faiss IVF-PQ with the parameters and refinement vecledger would use for an IVF_PQ index."""
+
     def __init__(self, data: Dataset, tuning: IndexTuning) -> None:
         import faiss
 
         started = time.perf_counter()
-        partitions, sub = ivf_pq_params(data.n, data.d)
+        tuning = IndexTuning.for_index_type("IVF_PQ", nprobes=tuning.nprobes)
+        params = index_params(tuning, data.n, data.d)
+        partitions, sub = params["num_partitions"], params["num_sub_vectors"]
         quantizer = faiss.IndexFlatL2(data.d)
         ivfpq = faiss.IndexIVFPQ(quantizer, data.d, partitions, sub, 8)
         sample = data.base[np.random.default_rng(0).choice(data.n, min(data.n, partitions * 256), replace=False)]

@@ -15,7 +15,7 @@ Two kinds of iteration, each one kill:
   (checkpoint seq = last log seq) and the reads must still agree.
 * materializer kill: the API runs with ``--no-materialize`` and a standalone ``vecledger materialize``
   is SIGKILLed by a failpoint between its Lance commit and its checkpoint, or while it builds an
-  IVF-PQ index (on a fresh index with enough rows); a clean materializer is restarted and must catch
+  IVF index (on a fresh index with enough rows); a clean materializer is restarted and must catch
   up, reads must be right and ``vecledger replay --check`` must agree.
 
 Everything random (kill instants, batches, keys) comes from one seeded generator, so a failing seed

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 DIM = 8
 BUCKET = "crash"
 MAIN_INDEX = "main"
-BUILD_THRESHOLD = 300  # rows before an IVF-PQ build: low, so a build happens at harness sizes
+BUILD_THRESHOLD = 300  # rows before an IVF index build: low, so a build happens at harness sizes
 LEASE_SECONDS = 2.0  # a SIGKILLed materializer's lease expires this soon
 MAX_GET = 100
 
