@@ -35,6 +35,7 @@ from engine.lance_dataset.common import (
     ivf_partitions,
     key_hash,
     schema,
+    stats_partitions,
 )
 from engine.lance_dataset.copies import copy_version, open_version, row_digests
 from engine.lance_dataset.reads import (
@@ -72,6 +73,7 @@ __all__ = [
     "schema",
     "search",
     "shape",
+    "stats_partitions",
     "take",
     "text_candidates",
     "text_config",

@@ -74,6 +74,11 @@ def ivf_partitions(rows: int) -> int:
     return max(1, min(4096, int(math.sqrt(rows)), rows // 64))
 
 
+def stats_partitions(stats: dict[str, Any]) -> int:
+    """IVF partitions of a vector index (0: unknown), from its ``index_stats``."""
+    return int((stats.get("segments") or [{}])[0].get("num_partitions") or 0)
+
+
 def index_params(tuning: IndexTuning, rows: int, dimension: int) -> dict[str, Any]:
     """``create_index`` arguments for a ``tuning.index_type`` index over ``rows`` vectors.
 

@@ -17,7 +17,16 @@ from lance.query import FullTextOperator, MatchQuery
 
 from engine.distance import distances
 from engine.lance_dataset import row_keys
-from engine.lance_dataset.common import LANCE_METRIC, TEXT_CONFIG, VECTOR_INDEX, Hit, Pairs, ivf_partitions, sql_list
+from engine.lance_dataset.common import (
+    LANCE_METRIC,
+    TEXT_CONFIG,
+    VECTOR_INDEX,
+    Hit,
+    Pairs,
+    ivf_partitions,
+    sql_list,
+    stats_partitions,
+)
 from engine.log.payload import vector_matrix
 from engine.settings import IndexTuning
 
@@ -66,7 +75,7 @@ def shape(ds: Any, tuning: IndexTuning) -> _Shape:
         if not any(i["name"] == VECTOR_INDEX for i in ds.list_indices()):
             return _Shape(rows, 0, tuning.nprobes)
         stats = ds.stats.index_stats(VECTOR_INDEX)
-        partitions = int((stats.get("segments") or [{}])[0].get("num_partitions") or 0)
+        partitions = stats_partitions(stats)
         count = tuning.nprobes
         if partitions:
             count = max(min(4, partitions), min(partitions, round(tuning.nprobes * partitions / ivf_partitions(rows))))

@@ -22,6 +22,7 @@ from engine.lance_dataset.common import (
     open_dataset,
     schema,
     sql_list,
+    stats_partitions,
     text_values,
 )
 from engine.lance_dataset.reads import text_config
@@ -140,9 +141,7 @@ class LanceDataset:
             if rows >= t.build_threshold:
                 self._build(rows)
                 done.append("build")
-        elif ivf_partitions(rows) >= (2 if settled else 16) * self._partitions() or (
-            settled and self._index_stats().get("index_type") != t.index_type
-        ):
+        elif self._outdated(rows, settled):
             # The data outgrew the partitioning (~4x the rows it was trained on), or the index is
             # of another type than configured (built before an upgrade or a change of
             # VECLEDGER_INDEX_TYPE): rebuilt once the writes pause. While busy, only past 256x the
@@ -219,9 +218,11 @@ class LanceDataset:
                 done.append("text_optimize")
         return done
 
-    def _partitions(self) -> int:
-        segments = self._index_stats().get("segments") or [{}]
-        return int(segments[0].get("num_partitions") or 1)
+    def _outdated(self, rows: int, settled: bool) -> bool:
+        """Whether the vector index should be re-trained (``maintain`` says when and why)."""
+        stats = self._index_stats()
+        outgrown = ivf_partitions(rows) >= (2 if settled else 16) * (stats_partitions(stats) or 1)
+        return outgrown or (settled and stats.get("index_type") != self.tuning.index_type)
 
     def _build(self, rows: int) -> None:
         failpoints.hit("materializer.index_build")

@@ -154,7 +154,7 @@ def _measure(ds: data.Dataset, quick: bool, work: Path) -> dict[str, Any]:
         fig["ingest_1_client_vps"] = clients.ingest(server, ds, BUCKET, INDEX, range(0, split), 1)
         # Four boto3 processes measure boto3 more than the server on two cores (each put costs
         # boto3 ~100 ms of client CPU); four lean client processes do not.
-        fig["ingest_4_clients_vps"] = clients.ingest_lean(server, ds, BUCKET, INDEX, range(split, ds.n), 4)
+        fig["ingest_4_clients_vps"] = clients.ingest(server, ds, BUCKET, INDEX, range(split, ds.n), 4, lean=True)
         build = ds.n >= tuning.build_threshold
         fig["fold_and_index_seconds"] = wait_folded(server.root, ds.n, build, timeout=1800)
         fig["server_peak_rss_ingest_bytes"] = server.peak_rss()

@@ -16,14 +16,9 @@ from tools.bench.server import Server, server_ms
 BATCH = 500
 
 
-def _ingest_worker(
-    url_port: tuple[str, int], root: str, bucket: str, index: str, base: Any, buckets: Any, rows: list[int], out: Any
-) -> None:
-    from pathlib import Path
-
-    server = Server.__new__(Server)
-    server.url, server.port, server.root = url_port[0], url_port[1], Path(root)
-    client = server.client(retries=10)
+def _boto3_worker(url: str, bucket: str, index: str, base: Any, buckets: Any, rows: list[int], out: Any) -> None:
+    """One boto3 client putting its rows in 500-vector batches."""
+    client = Server.client_for(url, retries=10)
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
         vectors = [
@@ -33,16 +28,17 @@ def _ingest_worker(
     out.put(len(rows))
 
 
-def ingest(server: Server, data: Dataset, bucket: str, index: str, rows: range, clients: int) -> float:
-    """Put ``rows`` in 500-vector batches from ``clients`` processes; returns vectors per second."""
+def ingest(
+    server: Server, data: Dataset, bucket: str, index: str, rows: range, clients: int, *, lean: bool = False
+) -> float:
+    """Put ``rows`` in 500-vector batches from ``clients`` processes, boto3 or (``lean``)
+    ``_lean_worker``; returns vectors per second."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     parts = [list(rows)[i::clients] for i in range(clients)]
+    worker = _lean_worker if lean else _boto3_worker
     procs = [
-        ctx.Process(
-            target=_ingest_worker,
-            args=((server.url, server.port), str(server.root), bucket, index, data.base, data.buckets, part, out),
-        )
+        ctx.Process(target=worker, args=(server.url, bucket, index, data.base, data.buckets, part, out))
         for part in parts
     ]
     started = time.perf_counter()
@@ -175,25 +171,6 @@ def _lean_worker(url: str, bucket: str, index: str, base: Any, buckets: Any, row
         else:
             raise RuntimeError(f"PutVectors kept failing: HTTP {reply.status}")
     out.put(len(rows))
-
-
-def ingest_lean(server: Server, data: Dataset, bucket: str, index: str, rows: range, clients: int) -> float:
-    """Put ``rows`` in 500-vector batches from ``clients`` lean client processes (``_lean_worker``);
-    returns vectors per second."""
-    ctx = mp.get_context("fork")
-    out = ctx.Queue()
-    parts = [list(rows)[i::clients] for i in range(clients)]
-    procs = [
-        ctx.Process(target=_lean_worker, args=(server.url, bucket, index, data.base, data.buckets, part, out))
-        for part in parts
-    ]
-    started = time.perf_counter()
-    for p in procs:
-        p.start()
-    done = sum(out.get() for _ in procs)
-    for p in procs:
-        p.join()
-    return done / (time.perf_counter() - started)
 
 
 def signed_post(server: Server, operation: str, body: dict[str, object]) -> dict[str, object]:

@@ -11,7 +11,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine.lance_dataset import index_params, refine_for
+from engine.lance_dataset import index_params, refine_for, stats_partitions
 from engine.settings import IndexTuning
 from tools.bench.data import Dataset
 
@@ -30,9 +30,8 @@ def _table(data: Dataset) -> pa.Table:
 def index_shape(lance_dir: Path) -> dict[str, Any]:
     """Partitions, segments and unindexed rows of the vector index the materializer built."""
     stats = lance.dataset(str(lance_dir)).stats.index_stats("vector_idx")
-    segments = stats.get("segments") or [{}]
     return {
-        "index_partitions": int(segments[0].get("num_partitions") or 0),
+        "index_partitions": stats_partitions(stats),
         "index_segments": int(stats.get("num_segments", 1)),
         "index_unindexed_rows": int(stats.get("num_unindexed_rows", 0)),
     }
