@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api import policy
+from api.auth import policy
 from api.bodies import parse_body
 from api.config import Credential, ServerConfig
 from api.dialects import ALL_DIALECTS, Dialect
 from api.errors import ApiError, Kind
+from engine import BucketRef, Engine, IndexRef
 from engine.context import RequestContext
-from engine.engine import BucketRef, Engine, IndexRef
 from engine.errors import BucketNotFound
 
 POLICY_OPERATIONS = {"PutVectorBucketPolicy", "GetVectorBucketPolicy", "DeleteVectorBucketPolicy"}

@@ -1,7 +1,7 @@
 """The one table that maps failures to each dialect's wire codes.
 
 Engine errors and API-level refusals both become an ``ApiError`` of some ``Kind``; each dialect
-then renders the kind with its own code, status and body shape (``api/dialects.py``).
+then renders the kind with its own code, status and body shape (``api/dialects/``).
 """
 
 from __future__ import annotations
@@ -67,8 +67,16 @@ ENGINE_KINDS: list[tuple[type[e.VecledgerError], Kind]] = [
 ]
 
 
+# The engine errors that OSS names by themselves rather than by their kind (the reason below).
+ENGINE_REASONS: list[tuple[type[e.VecledgerError], str]] = [
+    (e.IndexNotFound, "IndexNotFound"),
+    (e.PolicyNotFound, "PolicyNotFound"),
+    (e.IndexAlreadyExists, "IndexAlreadyExists"),
+    (e.BucketNotEmpty, "BucketNotEmpty"),
+]
+
 # OSS names errors by what failed, not only by kind: (kind, reason) -> (code, status), where the
-# reason is an engine error class name, an auth failure, or the area of a validation failure.
+# reason is one of ``ENGINE_REASONS``, an auth failure, or the area of a validation failure.
 OSS: dict[tuple[Kind, str | None], tuple[str, int]] = {
     (Kind.VALIDATION, None): ("InvalidArgument", 400),
     (Kind.VALIDATION, "index"): ("VectorIndexParameterInvalid", 400),
@@ -123,6 +131,7 @@ def from_engine(err: e.VecledgerError) -> ApiError:
             if kind is Kind.INTERNAL:
                 log.error("internal error: %s", err)
                 return ApiError(kind, "the service could not complete the request")
-            return ApiError(kind, str(err), reason=type(err).__name__)
+            reason = next((r for c, r in ENGINE_REASONS if isinstance(err, c)), None)
+            return ApiError(kind, str(err), reason=reason)
     log.error("unmapped engine error: %r", err)
     return ApiError(Kind.INTERNAL, "the service could not complete the request")

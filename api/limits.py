@@ -10,6 +10,8 @@ from typing import Any
 
 from api.errors import validation
 from engine.log.payload import json_bytes
+from engine.query import validate
+from engine.query.text import LANGUAGES
 
 INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
@@ -25,7 +27,8 @@ MAX_LIST_PAGE = 1000
 MAX_CATALOG_PAGE = 500
 MAX_SEGMENTS = 16
 INDEX_MODES = ("CLASSIC", "ENHANCED")
-TEXT_LANGUAGES = ("en", "fr", "es", "pt", "it", "de", "nl", "zh", "ja", "ko")
+TEXT_LANGUAGES = LANGUAGES  # the analyzers the engine has
+MAX_KEY_LENGTH = validate.MAX_KEY_LENGTH
 MAX_TEXT_CONFIGS = 10
 MAX_QUERY_TEXTS = 10
 MAX_QUERY_TEXT = 1024

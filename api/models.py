@@ -2,7 +2,7 @@
 
 Unknown fields and wrong types are refused (``extra="forbid"``, strict types), and pydantic's Rust
 JSON parser turns vector data into floats without a Python loop per number. Limits that differ
-between dialects (name lengths, batch sizes, topK) are checked in ``api/operations.py``.
+between dialects (name lengths, batch sizes, topK) are checked in ``api/operations/``.
 """
 
 from __future__ import annotations
@@ -155,10 +155,6 @@ class QueryVectors(IndexAddr):
 
 class TagResource(Req):
     tags: dict[str, str] = Field(default_factory=dict)
-
-
-class Empty(Req):
-    pass
 
 
 # --- OSS bodies (PutVectorIndex and friends; the vector operations share the models above) ---

@@ -3,7 +3,7 @@
 Every S3 Vectors operation is ``POST /<OperationName>`` with a JSON body, and the strict pydantic
 models in ``api/models.py`` are the authority on those bodies. Deriving the description from the
 models and the operation registry (rather than writing it by hand) keeps it true, and gives the
-fuzzer (``tests/test_fuzz.py``, ``tools/fuzz.py``) schemas to generate requests from.
+fuzzer (``tests/system/test_fuzz.py``, ``tools/fuzz.py``) schemas to generate requests from.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-import api.ops_catalog
-import api.ops_vectors  # noqa: F401  (registers the vector operations)
-from api.call import OPERATIONS
 from api.errors import WIRE
+from api.operations import OPERATIONS
 
 REF = "#/components/schemas/{model}"
 

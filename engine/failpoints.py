@@ -3,7 +3,7 @@
 ``VECLEDGER_FAILPOINTS="name"`` kills the process (SIGKILL, no cleanup) when it reaches ``name``;
 ``"name=0.5"`` kills it 0.5 s later, while the work after the point is under way (an index build).
 Several points are separated by commas. Unset, ``hit`` is a dictionary lookup: nothing else.
-The crash harness (``tools/crash.py``) uses them to stop a materializer between its Lance commit
+The crash harness (``tools/crash/``) uses them to stop a materializer between its Lance commit
 and its checkpoint, or in the middle of an index build: instants a random kill rarely finds.
 """
 

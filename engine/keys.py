@@ -11,6 +11,8 @@ SEQ_DIGITS = 20
 CATALOG_LOG = "catalog/log/"
 # Requests that changed nothing (denied, failed): kept apart so they never enter the data path.
 AUDIT_LOG = "audit/log/"
+# Every index's objects, under data/<bucket id>/<index id>/.
+DATA = "data/"
 
 
 def seq_name(seq: int) -> str:
@@ -28,12 +30,8 @@ def log_entry(log_prefix: str, seq: int) -> str:
     return log_prefix + seq_name(seq)
 
 
-def catalog_snapshot(seq: int) -> str:
-    return f"catalog/snapshot-{seq_name(seq)}"
-
-
 def index_root(bucket_id: str, index_id: str) -> str:
-    return f"data/{bucket_id}/{index_id}/"
+    return f"{DATA}{bucket_id}/{index_id}/"
 
 
 def index_log(bucket_id: str, index_id: str) -> str:

@@ -46,7 +46,7 @@ class IndexTuning:
     # rank well. PQ's coarse ones need more: ``for_index_type`` gives 5x and 50 for IVF_PQ.
     nprobes: int = 20
     refine_factor: int = 2
-    # ... and at least this many candidates are re-ranked whatever k (lance_dataset.refine_for).
+    # ... and at least this many candidates are re-ranked whatever k (dataset.refine_for).
     refine_candidates: int = 20
     # Filters that keep at most this many rows are answered by exact search over those rows.
     exact_filter_rows: int = 20_000

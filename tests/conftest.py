@@ -1,30 +1,22 @@
-"""Shared fixtures: both storage backends (a local folder, and S3 through a real moto HTTP server).
+"""Shared fixtures: both storage backends (``tests/backends.py``), and a running server on either.
 
-Every storage-touching test takes the ``backend`` fixture and so runs twice. Each S3 test gets a
-bucket of its own: moto's LIST is O(bucket size), and a fresh bucket keeps tests independent.
+Every storage-touching test takes the ``backend`` fixture (or ``srv``) and so runs twice.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 import tests.moto_atomic  # noqa: F401  (before the server starts)
-from engine.clock import RandomIds
-from engine.engine import Engine
-from engine.settings import IndexTuning, S3Settings, Settings
-from engine.store import ObjectStore, open_store
+from engine.store import ObjectStore
+from tests.backends import Backend, make_backend
+from tests.server import RunningServer, running_server
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
-_bucket_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -36,46 +28,6 @@ def moto_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    root: str
-    settings: Settings
-
-    def with_settings(self, **changes: Any) -> Backend:
-        return replace(self, settings=replace(self.settings, **changes))
-
-    def with_tuning(self, **changes: Any) -> Backend:
-        return self.with_settings(tuning=replace(self.settings.tuning, **changes))
-
-    async def store(self) -> ObjectStore:
-        return await open_store(self.root, self.settings)
-
-    def engine(self, seed: int | None = None, **kw: Any) -> contextlib.AbstractAsyncContextManager[Engine]:
-        return Engine.open(self.root, self.settings, ids=RandomIds(seed) if seed is not None else None, **kw)
-
-
-def _s3_settings(endpoint: str) -> S3Settings:
-    return S3Settings(endpoint_url=endpoint, access_key_id="test", secret_access_key="test", region="us-east-1")
-
-
-def make_backend(kind: str, tmp_path: Path, moto_endpoint: Callable[[], str]) -> Backend:
-    # Small thresholds so that index builds and folds happen at test sizes; fast polling.
-    base = Settings(
-        local_fsync=False,
-        materialize_interval=0.05,
-        tuning=IndexTuning(build_threshold=2_000, optimize_unindexed_rows=2_000, compact_fragments=16),
-    )
-    if kind == "local":
-        return Backend("local", str(tmp_path / "root"), base)
-    endpoint = moto_endpoint()
-    bucket = f"vecledger-test-{next(_bucket_numbers)}"
-    boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).create_bucket(Bucket=bucket)
-    return Backend("s3", f"s3://{bucket}/root", replace(base, s3=_s3_settings(endpoint)))
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -90,3 +42,10 @@ async def store(backend: Backend) -> AsyncIterator[ObjectStore]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+def srv(backend: Backend) -> Iterator[RunningServer]:
+    """A server with the default configuration (tests/server.py's accounts) on ``backend``."""
+    with running_server(backend) as s:
+        yield s

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import BucketRef, Engine, IndexRef
 from engine.context import RequestContext
-from engine.engine import BucketRef, Engine, IndexRef
 
 ACCOUNT = "111122223333"
 CTX = RequestContext(principal="arn:aws:iam::111122223333:root", account=ACCOUNT, source="127.0.0.1", dialect="test")
@@ -14,7 +14,7 @@ INDEX = IndexRef(ACCOUNT, "bucket-one", "index-one")
 
 
 def clustered(n: int, d: int, clusters: int = 50, seed: int = 0) -> np.ndarray:
-    """Embedding-like data: Gaussian clusters with a decaying spectrum (research/lance.md 4.0)."""
+    """Embedding-like data: Gaussian clusters with a decaying spectrum."""
     rng = np.random.default_rng(seed)
     scale = np.arange(1, d + 1, dtype=np.float64) ** -0.5
     scale /= np.sqrt((scale**2).mean())

@@ -16,7 +16,7 @@ from api.app import create_app
 from api.config import Credential, ServerConfig
 from engine.clock import Clock
 from engine.store import ObjectStore
-from tests.conftest import Backend
+from tests.backends import Backend
 
 ALICE = Credential("AKIAALICE0000000001", "alice-secret", "111122223333")
 BOB = Credential("AKIABOB00000000000002", "bob-secret", "444455556666")

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from engine import keys
-from engine.clock import Clock
+from engine import keys, metrics
+from engine.clock import Backoff, Clock
 from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed, StoreUnavailable
-from engine.log import metrics
 from engine.log.event import Event, EventObject, decode_header, encode
 from engine.store import ObjectStore, exists
 
 _UNAVAILABLE_RETRIES = 5
+_UNAVAILABLE_BACKOFF = Backoff(0.02, cap=1.0)
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Appender:
         async with self._lock:
             if not req.done.is_set():
                 if self.window > 0:
-                    await anyio.sleep(self.window)
+                    await self.clock.sleep(self.window)
                 batch = self._take_batch()
                 with anyio.CancelScope(shield=True):
                     await self._flush(batch)
@@ -132,7 +132,7 @@ class Appender:
                 if attempts >= _UNAVAILABLE_RETRIES:
                     self._next = None  # the object may or may not exist now: rediscover the tail
                     raise
-                await anyio.sleep(min(1.0, 0.02 * 2**attempts))
+                await self.clock.sleep(_UNAVAILABLE_BACKOFF.delay(attempts))
                 continue
             break
         self._known = seq
@@ -152,7 +152,7 @@ class Appender:
             except ObjectNotFound:
                 return False
             except StoreUnavailable:
-                await anyio.sleep(0.02 * 2**attempt)
+                await self.clock.sleep(_UNAVAILABLE_BACKOFF.delay(attempt))
         raise StoreUnavailable(f"cannot read {key} back")
 
 

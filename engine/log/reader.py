@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator
 import anyio
 
 from engine import keys
+from engine.clock import Backoff
 from engine.errors import ObjectNotFound, StoreUnavailable
 from engine.log.event import EventObject, decode
 from engine.store import ObjectStore
 
 GET_ATTEMPTS = 4
+GET_BACKOFF = Backoff(0.01, factor=4.0)  # 10, 40, 160 ms
 
 
 async def _get(store: ObjectStore, key: str) -> bytes | None:
@@ -30,7 +32,7 @@ async def _get(store: ObjectStore, key: str) -> bytes | None:
         except StoreUnavailable:
             if attempt == GET_ATTEMPTS - 1:
                 raise
-            await anyio.sleep(0.01 * 4**attempt)
+            await store.clock.sleep(GET_BACKOFF.delay(attempt))
     raise AssertionError("unreachable")
 
 

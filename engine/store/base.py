@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from engine.clock import Clock
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -34,6 +36,8 @@ class LanceLocation:
 
 
 class ObjectStore(Protocol):
+    clock: Clock  # the engine's: the store's retries and the log reader's pause on it
+
     async def put_if_absent(self, key: str, data: bytes) -> str:
         """Create ``key``; raise ``PreconditionFailed`` if it exists. Returns the new etag."""
         ...

@@ -10,8 +10,6 @@ import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import anyio
-
 from engine.errors import StoreUnavailable
 from engine.store.base import Blob, LanceLocation, ObjectInfo, ObjectStore
 
@@ -45,6 +43,7 @@ def random_faults(rate: float, kinds: tuple[str, ...] = (ERROR, LOST_REPLY), see
 class FaultyStore:
     def __init__(self, inner: ObjectStore, rule: Rule | None = None) -> None:
         self.inner = inner
+        self.clock = inner.clock
         self.rule: Rule = rule or (lambda verb, key: None)
         self.injected: list[tuple[str, str, str]] = []
 
@@ -54,7 +53,7 @@ class FaultyStore:
             return None
         self.injected.append((verb, key, fault.kind))
         if fault.kind == DELAY:
-            await anyio.sleep(fault.delay)
+            await self.clock.sleep(fault.delay)
             return None
         if fault.kind == ERROR:
             raise StoreUnavailable(f"injected fault: {verb} {key}")

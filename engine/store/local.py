@@ -2,7 +2,7 @@
 
 Create-only writes publish a fully written, fsynced temp file with ``os.link``, which fails if the
 name exists: readers never see a torn object and a crash never leaves a truncated one.
-``O_EXCL``-then-write let readers see partial entries in research/eventlog.md, and ``rename``
+``O_EXCL``-then-write lets readers see partial entries (measured before this store was written), and ``rename``
 would replace an existing key. Blocking calls run in worker threads, off the event loop.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from engine.clock import Clock, SystemClock
 from engine.errors import ObjectNotFound, PreconditionFailed
 from engine.store.base import Blob, LanceLocation, ObjectInfo
 
@@ -30,8 +31,9 @@ def _etag(st: os.stat_result) -> str:
 
 
 class LocalStore:
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True, clock: Clock | None = None) -> None:
         self.root = Path(root).absolute()
+        self.clock: Clock = clock or SystemClock()
         self.fsync = fsync
         self.root.mkdir(parents=True, exist_ok=True)
         # put_if_match is read-compare-replace; a folder has no CAS, so serialise it per key.

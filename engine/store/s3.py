@@ -1,7 +1,7 @@
 """An object store on S3 or an S3-compatible server (MinIO, moto), through aiobotocore.
 
 One client per store, opened once and shared by every task: a client per request costs ~10x the
-latency and leaks memory (research/eventlog.md). Conditional writes use ``If-None-Match: *`` and
+latency and leaks memory (measured before this store was written). Conditional writes use ``If-None-Match: *`` and
 ``If-Match``; AWS may answer 409 ConditionalRequestConflict to concurrent conditional writes, which
 botocore does not retry, so it is retried here.
 """
@@ -13,11 +13,11 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-import anyio
 from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from engine.clock import Backoff, Clock, SystemClock
 from engine.errors import ObjectNotFound, PreconditionFailed, StoreUnavailable
 from engine.settings import S3Settings
 from engine.store.base import Blob, LanceLocation, ObjectInfo
@@ -25,6 +25,13 @@ from engine.store.base import Blob, LanceLocation, ObjectInfo
 T = TypeVar("T")
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT_RETRIES = 8
+
+
+class _PastTheEnd(Exception):
+    """A ranged GET whose range starts past the end of the object (416); only ``get_range`` asks."""
+
+
+_CONFLICT_BACKOFF = Backoff(0.01, cap=1.0, jitter=1.0)  # uniform in (0, 0.01 * 2**attempt]
 
 
 def _config(s: S3Settings) -> Config:
@@ -43,16 +50,25 @@ def _config(s: S3Settings) -> Config:
 
 
 class S3Store:
-    def __init__(self, bucket: str, prefix: str, settings: S3Settings) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        settings: S3Settings,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.bucket = bucket
+        self.clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()  # jitter for conflict retries
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.settings = settings
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
     @classmethod
-    async def open(cls, bucket: str, prefix: str, settings: S3Settings) -> S3Store:
-        store = cls(bucket, prefix, settings)
+    async def open(cls, bucket: str, prefix: str, settings: S3Settings, clock: Clock | None = None) -> S3Store:
+        store = cls(bucket, prefix, settings, clock)
         s = settings
         store._client = await store._stack.enter_async_context(
             get_session().create_client(
@@ -85,8 +101,10 @@ class S3Store:
                     raise ObjectNotFound(key) from None
                 if code == "PreconditionFailed" or status == 412:
                     raise PreconditionFailed(key) from None
+                if code == "InvalidRange" or status == 416:
+                    raise _PastTheEnd(key) from None
                 if code == "ConditionalRequestConflict" or status == 409:
-                    await anyio.sleep(random.uniform(0, 0.01 * 2**attempt))
+                    await self.clock.sleep(_CONFLICT_BACKOFF.delay(attempt, self._rng))
                     continue
                 raise StoreUnavailable(f"{key}: {code or status}") from e
             except (BotoCoreError, OSError, TimeoutError) as e:
@@ -129,11 +147,8 @@ class S3Store:
             return b""
         try:
             data, _ = await self._read(key, Range=f"bytes={start}-{end - 1}")
-        except StoreUnavailable as e:
-            # 416: the range starts past the end of the object.
-            if "InvalidRange" in str(e) or "416" in str(e):
-                return b""
-            raise
+        except _PastTheEnd:
+            return b""  # 416: the range starts past the end of the object
         return data
 
     async def head(self, key: str) -> ObjectInfo:

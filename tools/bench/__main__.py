@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.lance_dataset import ivf_partitions
+from engine import keys
+from engine.dataset import ivf_partitions
 from engine.settings import IndexTuning
 from tools.bench import clients, data, peers
 from tools.bench.server import Server
@@ -36,8 +37,19 @@ def pct(values: list[float], p: float) -> float:
     return float(np.percentile(values, p)) if values else float("nan")
 
 
+def index_paths(root: Path) -> tuple[Path, Path, Path]:
+    """(log folder, checkpoint, Lance dataset) of the bench's one index on a local root."""
+    bucket_id = next(p.name for p in (root / keys.DATA).iterdir())
+    index_id = next(p.name for p in (root / keys.DATA / bucket_id).iterdir())
+    return (
+        root / keys.index_log(bucket_id, index_id),
+        root / keys.index_checkpoint(bucket_id, index_id),
+        root / keys.index_lance(bucket_id, index_id),
+    )
+
+
 def log_dir(root: Path) -> Path:
-    return next((root / "data").glob("*/*/log"))
+    return index_paths(root)[0]
 
 
 def wait_folded(root: Path, n: int, build: bool, timeout: float) -> float:
@@ -46,20 +58,19 @@ def wait_folded(root: Path, n: int, build: bool, timeout: float) -> float:
     re-training until the writes stop)."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        logs = log_dir(root)
+        logs, cp, lance_dir = index_paths(root)
         tail = max(int(p.name) for p in logs.iterdir() if ".tmp" not in p.name)
-        cp = logs.parent / "checkpoint"
         folded = cp.exists() and json.loads(cp.read_text())["seq"] >= tail
-        if folded and (not build or _settled(logs.parent / "lance", n)):
+        if folded and (not build or _settled(lance_dir, n)):
             return time.perf_counter() - started
         time.sleep(0.2)
     return float("nan")
 
 
 def _settled(lance_dir: Path, n: int) -> bool:
-    if not any((lance_dir / "_indices").glob("*")):
-        return False
     shape = peers.index_shape(lance_dir)
+    if shape is None:
+        return False
     ideal = ivf_partitions(n)
     return (
         shape["index_segments"] == 1
@@ -70,13 +81,12 @@ def _settled(lance_dir: Path, n: int) -> bool:
 
 def materializer_lag(server: Server, ds: data.Dataset, rate: float, seconds: float) -> list[float]:
     """Put at ``rate`` vectors/s; for each log object, seconds from its append to its fold."""
-    logs = log_dir(server.root)
+    logs, cp, _ = index_paths(server.root)
     folded_at: dict[int, float] = {}
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            cp = logs.parent / "checkpoint"
             if cp.exists():
                 seq = json.loads(cp.read_text())["seq"]
                 now = time.time()
@@ -159,7 +169,7 @@ def _measure(ds: data.Dataset, quick: bool, work: Path) -> dict[str, Any]:
         fig["fold_and_index_seconds"] = wait_folded(server.root, ds.n, build, timeout=1800)
         fig["server_peak_rss_ingest_bytes"] = server.peak_rss()
         if build:
-            fig.update(peers.index_shape(log_dir(server.root).parent / "lance"))
+            fig.update(peers.index_shape(index_paths(server.root)[2]) or {})
         # Serve the data from a fresh process, as after a restart: its peak memory is what serving
         # the index costs, apart from what ingesting it cost.
         server.stop()

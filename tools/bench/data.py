@@ -1,8 +1,8 @@
 """Benchmark data: synthetic embedding-like vectors (or a user's .npy files) and exact answers.
 
-The synthetic data are Gaussian clusters with a decaying spectrum, randomly rotated, as in
-research/lance.md (their participation-ratio dimension is ~18 at d=128 and ~32 at d=768), so recall
-figures mean what they mean for real embeddings rather than for uniform noise.
+The synthetic data are Gaussian clusters with a decaying spectrum, randomly rotated (their
+participation-ratio dimension is ~18 at d=128 and ~32 at d=768), so recall figures mean what they
+mean for real embeddings rather than for uniform noise.
 """
 
 from __future__ import annotations

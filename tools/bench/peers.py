@@ -11,7 +11,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine.lance_dataset import index_params, refine_for, stats_partitions
+from engine.dataset import index_params, refine_for, stats_partitions
 from engine.settings import IndexTuning
 from tools.bench.data import Dataset
 
@@ -27,9 +27,13 @@ def _table(data: Dataset) -> pa.Table:
     )
 
 
-def index_shape(lance_dir: Path) -> dict[str, Any]:
-    """Partitions, segments and unindexed rows of the vector index the materializer built."""
-    stats = lance.dataset(str(lance_dir)).stats.index_stats("vector_idx")
+def index_shape(lance_dir: Path) -> dict[str, Any] | None:
+    """Partitions, segments and unindexed rows of the vector index the materializer built (None:
+    no vector index yet)."""
+    ds = lance.dataset(str(lance_dir))
+    if not any(i["name"] == "vector_idx" for i in ds.list_indices()):
+        return None
+    stats = ds.stats.index_stats("vector_idx")
     return {
         "index_partitions": stats_partitions(stats),
         "index_segments": int(stats.get("num_segments", 1)),

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from engine import keys
 from tools.crash.model import (
     BUCKET,
     BUILD_THRESHOLD,
@@ -282,7 +283,7 @@ class Harness:
                 cp = self.root.checkpoint_seq(bucket_id, index_id)
                 if last < 0 and any(v is not None for v in self.models[name].state.values()):
                     # Keys are visible, so there are events: the harness looks in the wrong place.
-                    self.fail(f"{name} {where}: no log found under data/{bucket_id}/{index_id}/log/")
+                    self.fail(f"{name} {where}: no log found under {keys.index_log(bucket_id, index_id)}")
                 if cp > last:
                     self.fail(f"{name} {where}: checkpoint seq {cp} is past the last log seq {last}")
                 if cp >= last:

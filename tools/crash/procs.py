@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from api.config import DEV_ACCESS_KEY, DEV_ACCOUNT, DEV_SECRET_KEY
+from engine import keys
 
 
 def free_port() -> int:
@@ -97,10 +98,10 @@ class Root:
 
     def last_log_seq(self, bucket_id: str, index_id: str) -> int:
         """The highest seq in an index's log (-1: empty): galloping probes, the log has no gaps."""
-        prefix = f"data/{bucket_id}/{index_id}/log/"
+        prefix = keys.index_log(bucket_id, index_id)
 
         def present(seq: int) -> bool:
-            return self.exists(f"{prefix}{seq:020d}")
+            return self.exists(keys.log_entry(prefix, seq))
 
         lo, step = -1, 1
         while present(lo + step):
@@ -112,7 +113,7 @@ class Root:
         return lo
 
     def checkpoint_seq(self, bucket_id: str, index_id: str) -> int:
-        blob = self.read(f"data/{bucket_id}/{index_id}/checkpoint")
+        blob = self.read(keys.index_checkpoint(bucket_id, index_id))
         return -1 if blob is None else int(json.loads(blob)["seq"])
 
     def index_ids(self, bucket: str, index: str) -> tuple[str, str]:

@@ -1,0 +1,147 @@
+"""Admin endpoints, for bucket owners only: restore, audit, write quotas, replay check, index status.
+
+``POST /_vecledger/<action>`` with a JSON body, signed like any S3 Vectors request (SigV4). Each
+names a bucket; the caller's account must own it, or the request is refused and audited. The
+restore and the quota change are catalog events, so they are audited like every mutation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import limits
+from api.bodies import parse_body
+from api.call import Call
+from api.errors import validation
+from api.models import Req
+from engine import BucketRef, IndexRef
+from engine.audit.query import OUTCOMES, AuditQuery
+
+
+class RestoreBody(Req):
+    vectorBucketName: str
+    indexName: str
+    intoIndexName: str
+    intoBucketName: str | None = None
+    toSeq: int | None = None
+    toTime: str | None = None
+    indexId: str | None = None
+
+
+class AuditBody(Req):
+    vectorBucketName: str
+    indexName: str | None = None
+    key: str | None = None
+    principal: str | None = None
+    since: str | None = None
+    until: str | None = None
+    type: str | None = None
+    outcome: str | None = None
+    verbose: bool = False
+
+
+class QuotaBody(Req):
+    vectorBucketName: str
+    indexName: str
+    requestsPerSecond: float | None = None
+    vectorsPerSecond: float | None = None
+
+
+class IndexBody(Req):
+    vectorBucketName: str
+    indexName: str
+
+
+def _time(value: str | None, field: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return limits.iso_time(value)
+    except ValueError as e:
+        raise validation(f"{field}: {e}", field) from None
+
+
+async def _owner(call: Call, bucket: str) -> BucketRef:
+    ref = BucketRef(call.account, bucket)
+    await call.engine.get_bucket(ref)  # the caller's own bucket, or NotFound
+    return ref
+
+
+async def restore(call: Call, body: bytes) -> Any:
+    req = parse_body(RestoreBody, body)
+    ref = await _owner(call, req.vectorBucketName)
+    into = await _owner(call, req.intoBucketName or req.vectorBucketName)
+    name = limits.index_name(req.intoIndexName, "intoIndexName")
+    index = await call.engine.restore_index(
+        call.ctx,
+        IndexRef(ref.account, ref.name, req.indexName),
+        IndexRef(into.account, into.name, name),
+        to_seq=req.toSeq,
+        to_time=_time(req.toTime, "toTime"),
+        source_id=req.indexId,
+    )
+    src = index.restored_from or {}
+    return {"indexArn": call.index_id(IndexRef(into.account, into.name, name)), "restoredFromSeq": src.get("seq")}
+
+
+async def audit(call: Call, body: bytes) -> Any:
+    req = parse_body(AuditBody, body)
+    await _owner(call, req.vectorBucketName)
+    if req.outcome is not None and req.outcome not in OUTCOMES:
+        raise validation(f"outcome must be one of {', '.join(OUTCOMES)}", "outcome")
+    q = AuditQuery(
+        account=call.account,
+        bucket=req.vectorBucketName,
+        index=req.indexName,
+        key=req.key,
+        principal=req.principal,
+        since=_time(req.since, "since"),
+        until=_time(req.until, "until"),
+        type=req.type,
+        outcome=req.outcome,
+        verbose=req.verbose,
+    )
+    return {"records": [r.to_json() for r in await call.engine.audit_records(q)]}
+
+
+async def quota(call: Call, body: bytes) -> Any:
+    req = parse_body(QuotaBody, body)
+    ref = await _owner(call, req.vectorBucketName)
+    index = await call.engine.set_index_quota(
+        call.ctx, IndexRef(ref.account, ref.name, req.indexName), req.requestsPerSecond, req.vectorsPerSecond
+    )
+    q = index.quota or {}
+    return {"requestsPerSecond": q.get("requests_per_second"), "vectorsPerSecond": q.get("vectors_per_second")}
+
+
+async def replay_check(call: Call, body: bytes) -> Any:
+    req = parse_body(IndexBody, body)
+    ref = await _owner(call, req.vectorBucketName)
+    report = await call.engine.replay_check(IndexRef(ref.account, ref.name, req.indexName))
+    return {"ok": report.ok, "seq": report.seq, "rows": report.rows, "mismatches": report.mismatches[:100]}
+
+
+async def index_status(call: Call, body: bytes) -> Any:
+    """What the S3 API does not say: vector count, folded and logged seqs, and the index type."""
+    req = parse_body(IndexBody, body)
+    ref = await _owner(call, req.vectorBucketName)
+    s = await call.engine.index_status(IndexRef(ref.account, ref.name, req.indexName))
+    return {
+        "vectors": s.vectors,
+        "materializedSeq": s.materialized_seq,
+        "logSeq": s.log_seq,
+        "lag": s.lag,
+        "indexType": s.index_type,
+        "partitions": s.partitions,
+        "datasetRows": s.dataset_rows,
+        "tailKeys": s.tail_keys,
+    }
+
+
+ACTIONS = {
+    "restore": restore,
+    "audit": audit,
+    "quota": quota,
+    "replay-check": replay_check,
+    "index-status": index_status,
+}

@@ -1,0 +1,129 @@
+"""What every part of the Lance adapter shares: the dataset schema, the vector index parameters, the one
+Lance session of the process, and the ``text`` column's values."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import lance
+import pyarrow as pa
+
+from engine.log.payload import parse_metadata
+from engine.query.text import text_column
+from engine.settings import IndexTuning
+from engine.store import LanceLocation
+
+VECTOR_INDEX = "vector_idx"
+TEXT_INDEX = "text_idx"
+TEXT_CONFIG = "vecledger.text_search"  # table metadata: the [key, language] pairs ``text`` holds
+Pairs = list[tuple[str, str | None]]
+LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
+
+
+# One cache of opened indexes and file metadata for the whole process. The materializer publishes a
+# fresh handle per fold; with a session each, every handle would load the vector index (tens of MB
+# at 1M rows) again on its first query and hold its own copy until collected.
+INDEX_CACHE_BYTES = 512 * 1024 * 1024
+METADATA_CACHE_BYTES = 128 * 1024 * 1024
+_session: Any = None
+
+
+class DatasetNotFound(Exception):
+    """No dataset (or no such version of it) at a location."""
+
+
+def _is_not_found(e: Exception) -> bool:
+    """pylance (14) has no error type of its own for a missing dataset or version: it raises
+    ``ValueError("Dataset at path ... was not found: ...")`` (``OSError`` from some object stores).
+    This is the one place that reads its words."""
+    return isinstance(e, FileNotFoundError) or "not found" in str(e).lower() or "does not exist" in str(e).lower()
+
+
+def open_dataset(location: LanceLocation, version: int | None) -> Any:
+    """A handle on one version (None: the newest) in the process's session; ``DatasetNotFound``."""
+    try:
+        return _open(location, version)
+    except (ValueError, OSError) as e:
+        if _is_not_found(e):
+            raise DatasetNotFound(location.uri) from e
+        raise
+
+
+def _open(location: LanceLocation, version: int | None) -> Any:
+    global _session
+    if _session is None:
+        _session = lance.Session(  # type: ignore[attr-defined]
+            index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES
+        )
+    return lance.dataset(
+        location.uri, version=version, storage_options=location.storage_options or None, session=_session
+    )
+
+
+def text_values(metadata: pa.Array | pa.ChunkedArray, pairs: Pairs) -> pa.Array:
+    """The ``text`` column for rows with this metadata (all null without a text configuration, which
+    is most indexes: their folds parse no metadata for it)."""
+    if not pairs:
+        return pa.nulls(len(metadata), pa.string())
+    return pa.array([text_column(parse_metadata(m), pairs) for m in metadata.to_pylist()], pa.string())
+
+
+def key_hash(key: str) -> int:
+    """Stable hash of a key; ``key_hash % segmentCount`` assigns ListVectors segments."""
+    return zlib.crc32(key.encode())
+
+
+def schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("key", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+            pa.field("metadata", pa.string()),
+            pa.field("tokens", pa.list_(pa.string())),
+            pa.field("numbers", pa.json_()),
+            pa.field("key_hash", pa.uint32()),
+            pa.field("text", pa.string()),
+        ]
+    )
+
+
+def ivf_partitions(rows: int) -> int:
+    """IVF partitions for an index over ``rows`` vectors: ~sqrt(n), at least 64 rows each."""
+    return max(1, min(4096, int(math.sqrt(rows)), rows // 64))
+
+
+def stats_partitions(stats: dict[str, Any]) -> int:
+    """IVF partitions of a vector index (0: unknown), from its ``index_stats``."""
+    return int((stats.get("segments") or [{}])[0].get("num_partitions") or 0)
+
+
+def index_params(tuning: IndexTuning, rows: int, dimension: int) -> dict[str, Any]:
+    """``create_index`` arguments for a ``tuning.index_type`` index over ``rows`` vectors.
+
+    IVF_SQ keeps 8 bits a dimension (Lance's default). IVF_PQ uses sub-vectors of 4 dimensions
+    where the dimension allows: PQ error, not nprobes, limits recall on 8-dimension sub-vectors
+    (measured; docs/notes/0004-index-type.md).
+    """
+    params: dict[str, Any] = {
+        "index_type": tuning.index_type,
+        "num_partitions": ivf_partitions(rows),
+        "sample_rate": tuning.sample_rate,
+        "max_iters": tuning.max_iters,
+    }
+    if tuning.index_type == "IVF_PQ":
+        params["num_sub_vectors"] = next(m for m in range(max(1, dimension // 4), 0, -1) if dimension % m == 0)
+    return params
+
+
+@dataclass(frozen=True)
+class Hit:
+    key: str
+    distance: float
+    metadata: str | None
+
+
+def sql_list(keys: list[str]) -> str:
+    return ", ".join("'" + k.replace("'", "''") + "'" for k in keys)

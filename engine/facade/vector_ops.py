@@ -1,0 +1,184 @@
+"""Vector operations of the engine facade: writes (with quotas and partial-batch auditing) and
+fresh reads, each on the ``LiveIndex`` the catalog operations resolve a name to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.audit.trail import AuditLog
+from engine.catalog.state import Index
+from engine.context import RequestContext
+from engine.dataset import Hit
+from engine.errors import PartialBatch, StoreUnavailable, Throttled, ValidationError
+from engine.facade.catalog_ops import CatalogOps
+from engine.log import event as ev
+from engine.query import validate
+from engine.query.filters import compile_filter
+from engine.query.fusion import Scored, hybrid, text_ranking
+from engine.query.text import analyze
+from engine.refs import IndexRef
+from engine.serving.live_index import LiveIndex
+from engine.serving.records import ListPage, VectorRecord
+from engine.serving.text_search import TextQuery
+from engine.settings import Settings
+
+
+class VectorOps:
+    def __init__(self, indexes: CatalogOps, audit: AuditLog, settings: Settings) -> None:
+        self.indexes = indexes
+        self.audit = audit
+        self.settings = settings
+
+    async def _admit(self, ctx: RequestContext, live: LiveIndex, operation: str, vectors: int) -> None:
+        quota = live.index.quota or {}
+        try:
+            live.quota.admit(
+                quota.get("requests_per_second", self.settings.write_requests_per_second),
+                quota.get("vectors_per_second", self.settings.write_vectors_per_second),
+                vectors,
+            )
+        except Throttled as e:
+            await self.audit.try_record(ctx, ev.REQUEST_THROTTLED, operation, self._resource(live.index), str(e))
+            raise
+
+    @staticmethod
+    def _resource(index: Index) -> str:
+        return f"{index.account}/{index.bucket_name}/{index.name}"
+
+    async def put_vectors(
+        self, ctx: RequestContext, ref: IndexRef, keys: list[str], vectors: Any, metadata: list[Any]
+    ) -> list[int]:
+        """Append the vectors; returns the seqs of the event objects that hold them.
+
+        A batch over the event size is appended as chunk events; if one fails, the client is told
+        (``PartialBatch``, a 5xx), the chunks written stay, and the audit log says which landed.
+        """
+        live = await self.indexes.live(ref)
+        batch = validate.batch(live.index, keys, vectors, metadata)
+        await self._admit(ctx, live, "PutVectors", len(batch))
+        try:
+            return await live.put(ctx, batch)
+        except StoreUnavailable as e:
+            landed = e.landed if isinstance(e, PartialBatch) else []
+            chunks = e.chunks if isinstance(e, PartialBatch) else 1
+            await self.audit.try_record(
+                ctx,
+                ev.REQUEST_FAILED,
+                "PutVectors",
+                self._resource(live.index),
+                str(e),
+                landed_seqs=landed,
+                chunks=chunks,
+                vectors=len(batch),
+            )
+            raise
+
+    async def delete_vectors(self, ctx: RequestContext, ref: IndexRef, keys: list[str]) -> int:
+        live = await self.indexes.live(ref)
+        checked = validate.keys(keys)
+        await self._admit(ctx, live, "DeleteVectors", len(checked))
+        try:
+            return await live.delete(ctx, checked)
+        except StoreUnavailable as e:
+            await self.audit.try_record(ctx, ev.REQUEST_FAILED, "DeleteVectors", self._resource(live.index), str(e))
+            raise
+
+    async def set_index_quota(
+        self, ctx: RequestContext, ref: IndexRef, requests_per_second: float | None, vectors_per_second: float | None
+    ) -> Index:
+        """Set (or with None, lift) an index's write quotas; a catalog event like any other."""
+        for name, v in (("requestsPerSecond", requests_per_second), ("vectorsPerSecond", vectors_per_second)):
+            if v is not None and not (isinstance(v, int | float) and v > 0):
+                raise ValidationError(f"{name} must be a positive number", field=name)
+        index = await self.indexes.get_index(ref)
+        payload = {
+            "index_id": index.id,
+            "requests_per_second": requests_per_second,
+            "vectors_per_second": vectors_per_second,
+        }
+        await self.indexes.catalog.submit(ctx, ev.INDEX_QUOTA, payload)
+        updated = await self.indexes.get_index(ref)
+        live = self.indexes.runtime.get(updated.id)
+        if live is not None:
+            live.adopt(updated)
+        return updated
+
+    async def get_vectors(
+        self, ref: IndexRef, keys: list[str], *, return_data: bool = False, return_metadata: bool = False
+    ) -> list[VectorRecord]:
+        live = await self.indexes.live(ref)
+        return await live.get(validate.keys(keys), return_data, return_metadata)
+
+    async def list_vectors(
+        self,
+        ref: IndexRef,
+        *,
+        limit: int = 500,
+        token: str | None = None,
+        segment_count: int = 1,
+        segment_index: int = 0,
+        return_data: bool = False,
+        return_metadata: bool = False,
+        filter: Any = None,
+    ) -> ListPage:
+        """A page of vectors in key order; ``filter`` (OSS's ListVectors has one) keeps matching rows."""
+        if limit < 1:
+            raise ValidationError("maxResults must be at least 1", field="maxResults")
+        if segment_count < 1 or not 0 <= segment_index < segment_count:
+            raise ValidationError("segmentIndex must be below segmentCount", field="segmentIndex")
+        live = await self.indexes.live(ref)
+        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata, flt)
+
+    async def query_vectors(self, ref: IndexRef, vector: Any, top_k: int, filter: Any = None) -> list[Hit]:
+        """The ``top_k`` nearest vectors (fewer if fewer match the filter), nearest first."""
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValidationError("topK must be a positive integer", field="topK")
+        live = await self.indexes.live(ref)
+        q = validate.vector(live.index, vector)
+        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        return await live.query(q, top_k, flt)
+
+    async def search(
+        self,
+        ref: IndexRef,
+        vector: Any,
+        texts: list[tuple[str, str]],
+        top_k: int,
+        filter: Any = None,
+        *,
+        metadata: bool = True,
+        distances: bool = True,
+    ) -> list[Scored]:
+        """Full-text (``texts``: (metadataKey, text) pairs), vector, or hybrid search: BM25 for
+        texts alone, distance for a vector alone, RRF of the two rankings for both.
+
+        ``metadata``/``distances``: whether the caller shows them; without, vector hits skip
+        reading them (their metadata is then None, their distances Lance's float32 ones)."""
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValidationError("topK must be a positive integer", field="topK")
+        live = await self.indexes.live(ref)
+        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        vector_hits: list[Scored] = []
+        if vector is not None:
+            q = validate.vector(live.index, vector)
+            hits = await live.query(q, top_k, flt, metadata=metadata, exact=distances)
+            vector_hits = [Scored(h.key, h.metadata, distance=h.distance) for h in hits]
+            if not texts:
+                return vector_hits
+        languages = {c["metadataKey"]: c.get("language") for c in live.index.text_search}
+        queries = []
+        for i, (key, text) in enumerate(texts):
+            if key not in languages:
+                raise ValidationError(
+                    f"metadata key {key!r} has no text search configuration", field=f"queryTexts[{i}].metadataKey"
+                )
+            lang = languages[key]
+            queries.append(TextQuery(key, lang, list(dict.fromkeys(analyze(text, lang)))))
+        text_hits = text_ranking(await live.text_search(queries, flt), top_k)
+        return hybrid(vector_hits, text_hits, top_k) if vector is not None else text_hits
+
+    async def materialize(self, ref: IndexRef) -> int:
+        """Fold everything logged so far for one index now (tools and tests); returns objects folded."""
+        live = await self.indexes.live(ref)
+        return await live.materializer.run_to_end()

@@ -1,0 +1,53 @@
+"""When an index's materializer folds: its background loop.
+
+Idle, it polls the log ever less often (up to ``materialize_idle_interval``: writes from other
+processes are found that way; this process's own writes wake it at once); after a fold it lets
+writes pile up for one ``materialize_interval`` (a Lance commit per append would leave thousands
+of versions and fragments behind); a backlog is folded at once; failures back off; a corrupt event
+stops this index's folding for good, and a lost lease hands it to the process that took it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine import metrics
+from engine.errors import CorruptEvent, LeaseLost
+from engine.materialize.materializer import Materializer
+
+log = logging.getLogger("vecledger.materializer")
+
+
+async def keep_folding(m: Materializer) -> None:
+    """Fold ``m``'s index forever (until cancelled, or a corrupt event, which it raises)."""
+    settings = m.settings
+    base = settings.materialize_interval
+    delay = base
+    while True:
+        try:
+            folded = await m.run_once()
+            if folded >= settings.fold_max_events:
+                continue  # a backlog: keep folding
+            if folded:
+                delay = base
+                await m.store.clock.sleep(base)
+                continue
+            delay = min(settings.materialize_idle_interval, delay * 2)
+            if not m.leading and m.lease is not None:
+                # Another process folds this index: check back often enough to take over within
+                # the lease time if it dies.
+                delay = min(delay, m.lease.duration / 4)
+        except CorruptEvent:
+            metrics.FOLD_FAILURES.labels("corrupt").inc()
+            log.exception("index %s: corrupt event; materializer stopped", m.index.id)
+            raise
+        except LeaseLost as e:
+            metrics.FOLD_FAILURES.labels("lease_lost").inc()
+            log.warning("index %s: materializer lease lost (%s); another process folds it now", m.index.id, e)
+            delay = base
+        except Exception:  # any other failure of one fold: log it, back off, fold again
+            metrics.FOLD_FAILURES.labels("error").inc()
+            log.exception("index %s: fold failed; retrying in %.1fs", m.index.id, delay)
+            delay = min(settings.materialize_idle_interval, delay * 2)
+        if await m.woken(delay):
+            delay = base

@@ -1,0 +1,126 @@
+"""Point-in-time restore: a replay of the log into a new index.
+
+A restore builds a new index (new id, empty log) whose first event is a marker, "the state of index
+X at seq N", and whose dataset is that state: copied from the newest Lance version folded up to N
+(the fast path: Lance keeps every version, and ``versions/`` maps folded seqs to them), then the rest
+of X's log up to N folded on top; or X's whole log from seq 0 if no such version exists. Because the
+marker names its source, a restored index can itself be rebuilt from logs alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+
+import anyio
+
+from engine import keys
+from engine.catalog.state import Index
+from engine.context import RequestContext
+from engine.dataset import copy_version
+from engine.errors import CorruptEvent, ValidationError
+from engine.log import Event, tail_seq
+from engine.log.event import VECTORS_RESTORED, decode_header, encode, json_payload
+from engine.materialize.materializer import Materializer
+from engine.settings import Settings
+from engine.store import ObjectStore
+
+Progress = Callable[[int, int], None]  # (objects folded so far, objects to fold)
+
+
+async def seq_at_time(store: ObjectStore, prefix: str, when: float) -> int:
+    """The last seq appended at or before ``when`` (-1 if none): a binary search over headers."""
+    lo, hi = -1, await tail_seq(store, prefix) + 1  # time(lo) <= when < time(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        key = keys.log_entry(prefix, mid)
+        head = await store.get_range(key, 0, 64 * 1024)
+        try:
+            header, _ = decode_header(key, head)
+        except CorruptEvent:
+            header, _ = decode_header(key, (await store.get(key)).data)
+        if float(header["time"]) <= when:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+async def _fast_start(store: ObjectStore, source: Index, upto: int) -> tuple[int, int] | None:
+    """(seq, lance_version) of the newest fold of ``source`` at or before ``upto``."""
+    best: tuple[int, int] | None = None
+    async for info in store.list(keys.index_versions(source.bucket_id, source.id)):
+        seq = keys.seq_of(info.key)
+        if seq > upto:
+            break
+        doc = json.loads((await store.get(info.key)).data)
+        best = (int(doc["seq"]), int(doc["lance_version"]))
+    return best
+
+
+async def build_restored(
+    store: ObjectStore,
+    settings: Settings,
+    ctx: RequestContext,
+    source: Index,
+    upto: int,
+    target: Index,
+    event_id: str,
+    now: float,
+    progress: Progress | None = None,
+) -> int:
+    """Write the restore marker and the dataset of ``target``; returns the objects replayed."""
+    root = keys.index_root(target.bucket_id, target.id)
+    marker = {
+        "bucket_id": source.bucket_id,
+        "index_id": source.id,
+        "upto_seq": upto,
+        "source": f"{source.bucket_name}/{source.name}",
+    }
+    ev = Event.new(ctx, id=event_id, type=VECTORS_RESTORED, time=now, payload=json_payload(marker))
+    await store.put_if_absent(keys.log_entry(keys.index_log(target.bucket_id, target.id), 0), encode(0, now, [ev]))
+    replay_key = keys.restore_checkpoint(root, 0)
+    start = await _fast_start(store, source, upto)
+    if start is not None and start[1] > 0:  # version 0: nothing had been written yet; no copy needed
+        src = store.lance_location(keys.index_lance(source.bucket_id, source.id))
+        version = await anyio.to_thread.run_sync(
+            copy_version, src, start[1], store.lance_location(keys.lance_under(root))
+        )
+        await store.put(replay_key, json.dumps({"seq": start[0], "lance_version": version}).encode())
+    elif start is not None:
+        await store.put(replay_key, json.dumps({"seq": start[0], "lance_version": 0}).encode())
+    replay = Materializer(
+        store,
+        replace(source, non_filterable_keys=target.non_filterable_keys),
+        settings,
+        target=root,
+        until=upto,
+        checkpoint_key=replay_key,
+    )
+    done, total = 0, upto - (start[0] if start else -1)
+    while folded := await replay.run_once():
+        done += folded
+        if progress is not None:
+            progress(done, total)
+    # A replay folds without maintaining the vector index (one build at the end beats a build and
+    # retrains along the way); a copied version carries its index, which this only extends.
+    await anyio.to_thread.run_sync(replay.dataset.open)
+    await anyio.to_thread.run_sync(replay.dataset.maintain)
+    version = replay.dataset.version
+    await store.put(
+        keys.index_checkpoint(target.bucket_id, target.id), json.dumps({"seq": 0, "lance_version": version}).encode()
+    )
+    return done
+
+
+def check_upto(upto: int, tail: int, what: str) -> int:
+    if upto < 0:
+        raise ValidationError(f"the index had no events yet at {what}", field="to")
+    if upto > tail:
+        raise ValidationError(f"seq {upto} is beyond the end of the log (the last seq is {tail})", field="to")
+    return upto
+
+
+async def last_seq(store: ObjectStore, index: Index) -> int:
+    return await tail_seq(store, keys.index_log(index.bucket_id, index.id))

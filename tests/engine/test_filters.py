@@ -1,0 +1,147 @@
+"""The filter language: Lance SQL and the in-memory predicate must agree on every operator.
+
+The same filters run against a real Lance dataset (through the materializer's row layout) and
+against the Python predicate used for the tail; both must give the expected keys.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.dataset import LanceDataset
+from engine.errors import ValidationError
+from engine.log.payload import VectorBatch
+from engine.materialize.rows import rows_table
+from engine.query.filters import compile_filter
+from engine.settings import IndexTuning
+from tests.backends import Backend
+
+CORPUS: dict[str, dict[str, Any] | None] = {
+    "a": {"genre": "doc", "year": 2020, "tags": ["x", "y"], "ok": True, "score": 1.5},
+    "b": {"genre": "drama", "year": 2021.0, "tags": ["y"], "ok": False},
+    "c": {"genre": ["doc", "news"], "year": "2022", "score": -3},
+    "d": {"year": 2019, "note": "private", "n": None},
+    "e": None,
+    "f": {"genre": "it's", "tags": [], "score": 1e300, "nested": {"a": 1}},
+    "g": {"genre": "Doc", "year": 2020.5, "ok": 1, "tags": ["x", 3, True]},
+}
+
+CASES: list[tuple[Any, set[str]]] = [
+    ({"genre": "doc"}, {"a", "c"}),
+    ({"genre": {"$eq": "doc"}}, {"a", "c"}),
+    ({"genre": {"$ne": "doc"}}, {"b", "d", "e", "f", "g"}),
+    ({"year": 2020}, {"a"}),
+    ({"year": 2021}, {"b"}),
+    ({"year": "2022"}, {"c"}),
+    ({"year": {"$gt": 2020}}, {"b", "g"}),
+    ({"year": {"$gte": 2020}}, {"a", "b", "g"}),
+    ({"year": {"$lt": 2020}}, {"d"}),
+    ({"year": {"$lte": 2020.5}}, {"a", "d", "g"}),
+    ({"year": {"$gte": 2020, "$lt": 2021}}, {"a", "g"}),
+    ({"score": {"$gt": 1e299}}, {"f"}),
+    ({"score": {"$lt": 0}}, {"c"}),
+    ({"tags": "y"}, {"a", "b"}),
+    ({"tags": {"$in": ["x", "zzz"]}}, {"a", "g"}),
+    ({"tags": {"$nin": ["x"]}}, {"b", "c", "d", "e", "f"}),
+    ({"tags": 3}, {"g"}),
+    ({"tags": True}, {"g"}),
+    ({"ok": True}, {"a"}),
+    ({"ok": False}, {"b"}),
+    ({"ok": 1}, {"g"}),
+    ({"genre": {"$in": ["drama", "it's"]}}, {"b", "f"}),
+    ({"genre": "it's"}, {"f"}),
+    ({"genre": {"$exists": True}}, {"a", "b", "c", "f", "g"}),
+    ({"genre": {"$exists": False}}, {"d", "e"}),
+    ({"n": {"$exists": True}}, {"d"}),
+    ({"nested": {"$exists": True}}, {"f"}),
+    ({"$and": [{"genre": "doc"}, {"year": {"$gte": 2020}}]}, {"a"}),
+    ({"$or": [{"genre": "drama"}, {"score": {"$lt": 0}}]}, {"b", "c"}),
+    ({"$or": [{"$and": [{"ok": True}, {"tags": "x"}]}, {"year": 2019}]}, {"a", "d"}),
+    ({"genre": "doc", "tags": "x"}, {"a"}),
+    ({"year": {"$gt": 3000}}, set()),
+    ({"missing": {"$ne": 1}}, set(CORPUS)),
+]
+
+INVALID: list[Any] = [
+    {},
+    [],
+    "genre",
+    {"genre": ["doc"]},
+    {"genre": {"$gt": "a"}},
+    {"year": {"$gte": True}},
+    {"genre": {"$in": []}},
+    {"genre": {"$in": "doc"}},
+    {"genre": {"$in": [["x"]]}},
+    {"genre": {"$exists": 1}},
+    {"genre": {"$regex": "d.*"}},
+    {"genre": {}},
+    {"$and": []},
+    {"$or": {"genre": "doc"}},
+    {"$not": {"genre": "doc"}},
+    {"genre": {"$eq": None}},
+    {"genre": {"$eq": {"a": 1}}},
+    {"note": "private"},  # non-filterable
+    {"score": {"$gt": float("nan")}},
+    {"score": {"$lt": float("inf")}},
+]
+
+
+def _deep(n: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {"genre": "doc"}
+    for _ in range(n):
+        doc = {"$and": [doc]}
+    return doc
+
+
+@pytest.fixture
+def dataset(backend: Backend) -> Any:
+    rows = VectorBatch(
+        list(CORPUS),
+        np.array([np.full(4, i, np.float32) for i in range(len(CORPUS))]),
+        [json.dumps(m) if m is not None else None for m in CORPUS.values()],
+    )
+    location = _location(backend)
+    ds = LanceDataset(location, 4, "euclidean", IndexTuning())
+    ds.apply(rows_table(rows, ("note",)), [])
+    return ds.snapshot()
+
+
+def _location(backend: Backend) -> Any:
+    import asyncio
+
+    async def go() -> Any:
+        store = await backend.store()
+        try:
+            return store.lance_location("filters/lance")
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize(("doc", "expected"), CASES, ids=[json.dumps(c[0]) for c in CASES])
+def test_lance_and_predicate_agree(dataset: Any, doc: Any, expected: set[str]) -> None:
+    flt = compile_filter(doc, ("note",))
+    in_memory = {k for k, m in CORPUS.items() if flt.predicate(m or {})}
+    in_lance = set(dataset.to_table(columns=["key"], filter=flt.sql).column("key").to_pylist())
+    assert in_memory == expected
+    assert in_lance == expected
+
+
+@pytest.mark.parametrize("doc", INVALID, ids=[repr(d) for d in INVALID])
+def test_invalid_filters_are_rejected(doc: Any) -> None:
+    with pytest.raises(ValidationError) as err:
+        compile_filter(doc, ("note",))
+    assert err.value.message.startswith("Invalid query filter")
+
+
+def test_nesting_and_size_are_bounded() -> None:
+    compile_filter(_deep(8))
+    with pytest.raises(ValidationError):
+        compile_filter(_deep(12))
+    with pytest.raises(ValidationError):
+        compile_filter({"$or": [{"k": i} for i in range(2000)]})
