@@ -30,6 +30,18 @@ def log_entry(log_prefix: str, seq: int) -> str:
     return log_prefix + seq_name(seq)
 
 
+CATALOG_SNAPSHOTS = "catalog/snapshot-"
+
+
+def catalog_snapshot(seq: int) -> str:
+    """The folded catalog as of ``seq`` (docs/format.md), a shortcut past the log before it."""
+    return CATALOG_SNAPSHOTS + seq_name(seq)
+
+
+def catalog_snapshot_seq(key: str) -> int:
+    return int(key[len(CATALOG_SNAPSHOTS) :])
+
+
 def index_root(bucket_id: str, index_id: str) -> str:
     return f"{DATA}{bucket_id}/{index_id}/"
 

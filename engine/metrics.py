@@ -74,3 +74,9 @@ INDEX_MAINTENANCE = Counter(
 def log_kind(prefix: str) -> str:
     """The label of a log: the first part of its key prefix (``catalog``, ``audit``, ``data``)."""
     return prefix.split("/", 1)[0] or "log"
+
+
+VERSIONS_REMOVED = Counter(
+    "vecledger_materializer_versions_removed",
+    "Lance versions removed by restore-point pruning (Lance's cleanup of versions no point pins).",
+)

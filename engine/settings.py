@@ -94,3 +94,14 @@ class Settings:
     # Default write quotas per index (None: unlimited); an index's own quota overrides them.
     write_requests_per_second: float | None = None
     write_vectors_per_second: float | None = None
+    # A materializing process writes a catalog snapshot once this many catalog events were folded
+    # since the last one; a start reads the newest snapshot and the log after it.
+    catalog_snapshot_every: int = 1_000
+    # Restore points (engine/materialize/restore_points.py): every Lance version of the last
+    # ``version_grace`` seconds is kept (readers and queries in flight use them), then one per
+    # 5 minutes for an hour, one per hour for a day, one per day inside ``pitr_window`` seconds
+    # (an index may set its own); every other version is removed with Lance's cleanup. A restore
+    # to any seq replays the log from the nearest point before it, so it stays exact.
+    version_grace: float = 10.0
+    pitr_window: float = 7 * 24 * 3600.0
+    prune_interval: float = 60.0  # seconds between prunes of one index (and when it goes quiet)

@@ -19,7 +19,13 @@ import click
 
 SECTIONS = {
     "Run the service": ["serve", "materialize"],
-    "Use a running server (--endpoint, default http://127.0.0.1:8000)": ["ls", "import", "export", "query"],
+    "Use a running server (--endpoint, default http://127.0.0.1:8000)": [
+        "ls",
+        "import",
+        "export",
+        "query",
+        "retention",
+    ],
     "Administer a storage root directly (--root)": ["restore", "replay", "audit"],
 }
 
@@ -53,9 +59,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from api.cli import browse, export, importer, offline, serve
+    from api.cli import browse, export, importer, offline, retention, serve
 
-    for command in (serve.serve, serve.materialize, browse.ls, importer.import_, export.export, browse.query):
+    commands = (serve.serve, serve.materialize, browse.ls, importer.import_, export.export, browse.query)
+    for command in (*commands, retention.retention):
         cli.add_command(command)
     for command in offline.COMMANDS:
         cli.add_command(command)

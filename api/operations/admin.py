@@ -1,8 +1,10 @@
-"""Admin endpoints, for bucket owners only: restore, audit, write quotas, replay check, index status.
+"""Admin endpoints, for bucket owners only: restore, audit, write quotas, retention, replay check,
+index status.
 
 ``POST /_vecledger/<action>`` with a JSON body, signed like any S3 Vectors request (SigV4). Each
 names a bucket; the caller's account must own it, or the request is refused and audited. The
-restore and the quota change are catalog events, so they are audited like every mutation.
+restore, the quota and the retention changes are catalog events, so they are audited like every
+mutation.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ class AuditBody(Req):
     type: str | None = None
     outcome: str | None = None
     verbose: bool = False
+
+
+class RetentionBody(Req):
+    vectorBucketName: str
+    indexName: str
+    pitrWindowSeconds: float | None = None
 
 
 class QuotaBody(Req):
@@ -114,6 +122,18 @@ async def quota(call: Call, body: bytes) -> Any:
     return {"requestsPerSecond": q.get("requests_per_second"), "vectorsPerSecond": q.get("vectors_per_second")}
 
 
+async def retention(call: Call, body: bytes) -> Any:
+    """How long the index keeps restore points (restores stay exact to any seq; outside the window
+    they replay more of the log); null returns to the server's default."""
+    req = parse_body(RetentionBody, body)
+    ref = await _owner(call, req.vectorBucketName)
+    index = await call.engine.set_index_retention(
+        call.ctx, IndexRef(ref.account, ref.name, req.indexName), req.pitrWindowSeconds
+    )
+    window = (index.retention or {}).get("pitr_window")
+    return {"pitrWindowSeconds": window or call.engine.settings.pitr_window, "default": window is None}
+
+
 async def replay_check(call: Call, body: bytes) -> Any:
     req = parse_body(IndexBody, body)
     ref = await _owner(call, req.vectorBucketName)
@@ -142,6 +162,7 @@ ACTIONS = {
     "restore": restore,
     "audit": audit,
     "quota": quota,
+    "retention": retention,
     "replay-check": replay_check,
     "index-status": index_status,
 }

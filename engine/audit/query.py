@@ -31,6 +31,7 @@ OPERATIONS = {
     ev.INDEX_MODE_CHANGED: "UpdateIndexMode",
     ev.INDEX_METADATA_CONFIGURATION: "UpdateMetadataConfiguration",
     ev.INDEX_QUOTA: "SetIndexQuota",
+    ev.INDEX_RETENTION: "SetIndexRetention",
     ev.TAGS_CHANGED: "TagResource",
     ev.VECTORS_PUT: "PutVectors",
     ev.VECTORS_DELETED: "DeleteVectors",

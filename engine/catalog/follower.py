@@ -1,6 +1,7 @@
 """Following and writing the catalog log.
 
-Every process folds the same catalog log into its own ``CatalogState``. Before a read that must be
+Every process folds the same catalog log into its own ``CatalogState``, starting from the newest
+catalog snapshot (``snapshot.py``) when there is one. Before a read that must be
 strongly consistent the catalog probes the log for entries past the newest seq it has folded (one
 HEAD on S3, one ``stat`` on a folder), so a bucket created through any process is visible to the
 next request on every process.
@@ -16,6 +17,7 @@ from typing import Any
 import anyio
 
 from engine import keys
+from engine.catalog import snapshot
 from engine.catalog.state import CatalogState
 from engine.clock import Clock, IdSource
 from engine.context import RequestContext
@@ -36,6 +38,8 @@ class Catalog:
         self._appender = Appender(store, keys.CATALOG_LOG, clock)
         self._lock = anyio.Lock(fast_acquire=True)
         self._waiting: dict[str, Any] = {}
+        self._started = False
+        self.snapshot_seq = -1  # the newest snapshot this process read or wrote
 
     @contextlib.contextmanager
     def one_probe(self) -> Iterator[None]:
@@ -55,6 +59,11 @@ class Catalog:
         if _probed.get() is False:
             _probed.set(True)
         async with self._lock:
+            if not self._started:
+                self._started = True
+                loaded = await snapshot.load_newest(self.store)
+                if loaded is not None:
+                    self.state, self.snapshot_seq = loaded, loaded.seq
             async for obj in read_log(self.store, keys.CATALOG_LOG, self.state.seq):
                 for ev in obj.events:
                     outcome = self.state.apply(ev)
@@ -62,6 +71,17 @@ class Catalog:
                         self._waiting[ev.id] = outcome
                 self.state.seq = obj.seq
         return self.state
+
+    async def snapshot_if_due(self, every: int) -> bool:
+        """Write a catalog snapshot if ``every`` events were folded since the last one; True if
+        this process wrote one. Encoded under the lock, so it is the state at one seq."""
+        async with self._lock:
+            if self.state.seq < 0 or self.state.seq - self.snapshot_seq < every:
+                return False
+            seq, data = self.state.seq, snapshot.encode(self.state)
+        wrote = await snapshot.write(self.store, seq, data)
+        self.snapshot_seq = max(self.snapshot_seq, seq)
+        return wrote
 
     async def submit(self, ctx: RequestContext, type: str, payload: dict[str, Any]) -> Event:
         """Check, append and fold one catalog event; raises the rejection if the fold refused it.

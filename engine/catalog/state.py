@@ -34,6 +34,7 @@ from engine.log.event import (
     INDEX_METADATA_CONFIGURATION,
     INDEX_MODE_CHANGED,
     INDEX_QUOTA,
+    INDEX_RETENTION,
     TAGS_CHANGED,
     Event,
 )
@@ -72,6 +73,7 @@ class Index:
     tags: dict[str, str] = field(default_factory=dict)
     restored_from: dict[str, Any] | None = None
     quota: dict[str, float] | None = None  # {"requests_per_second", "vectors_per_second"}
+    retention: dict[str, float] | None = None  # {"pitr_window"}: seconds, over the server's default
 
 
 Handler = Callable[["CatalogState", dict[str, Any], Event, bool], None]
@@ -263,6 +265,12 @@ class CatalogState:
             quota = {k: float(p[k]) for k in ("requests_per_second", "vectors_per_second") if p.get(k)}
             self.indexes[idx.id] = replace(idx, quota=quota or None)
 
+    def _index_retention(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
+        idx = self._index_by_id(p["index_id"])
+        if not dry:
+            retention = {k: float(p[k]) for k in ("pitr_window",) if p.get(k)}
+            self.indexes[idx.id] = replace(idx, retention=retention or None)
+
     def _index_metadata(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
         idx = self._index_by_id(p["index_id"])
         if not dry:
@@ -292,5 +300,6 @@ _HANDLERS: dict[str, Handler] = {
     INDEX_MODE_CHANGED: CatalogState._index_mode,
     INDEX_METADATA_CONFIGURATION: CatalogState._index_metadata,
     INDEX_QUOTA: CatalogState._index_quota,
+    INDEX_RETENTION: CatalogState._index_retention,
     TAGS_CHANGED: CatalogState._tags,
 }

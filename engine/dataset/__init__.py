@@ -16,7 +16,7 @@ the dataset's table metadata, so a reader knows which keys it may use the index 
 ``common``: the schema, vector index parameters and the process-wide session; ``writer``: the dataset the
 materializer folds into and maintains (``LanceDataset``); ``reads``: searches and scans on immutable
 snapshot handles, from any thread; ``row_keys``: row keys by row address, for queries that read
-no column; ``copies``: restores and consistency digests.
+no column; ``copies``: restores and consistency digests; ``versions``: restore points (tags) and cleanup.
 """
 
 import os
@@ -51,21 +51,27 @@ from engine.dataset.schema import (
     schema,
     stats_partitions,
 )
+from engine.dataset.versions import HOLD, POINT, Cleanup, clean, pin, tags, unpin, version_times
 from engine.dataset.writer import LanceDataset
 
 __all__ = [
+    "HOLD",
+    "POINT",
     "TEXT_CONFIG",
     "TEXT_INDEX",
     "VECTOR_INDEX",
+    "Cleanup",
     "Hit",
     "LanceDataset",
     "Pairs",
+    "clean",
     "copy_version",
     "forget_row_keys",
     "index_params",
     "ivf_partitions",
     "key_hash",
     "open_version",
+    "pin",
     "refine_for",
     "row_digests",
     "scan_keys",
@@ -74,9 +80,12 @@ __all__ = [
     "search",
     "shape",
     "stats_partitions",
+    "tags",
     "take",
     "text_candidates",
     "text_config",
     "text_stats",
+    "unpin",
+    "version_times",
     "warm",
 ]

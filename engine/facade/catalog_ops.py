@@ -187,6 +187,19 @@ class CatalogOps:
         index = await self.get_index(ref)
         await self.catalog.submit(ctx, ev.INDEX_MODE_CHANGED, {"index_id": index.id, "mode": mode})
 
+    async def set_index_retention(self, ctx: RequestContext, ref: IndexRef, pitr_window: float | None) -> Index:
+        """Set (or with None, return to the server's default) how long an index keeps restore
+        points; a catalog event like any other, so it is audited."""
+        if pitr_window is not None and not (isinstance(pitr_window, int | float) and pitr_window > 0):
+            raise ValidationError("pitrWindow must be a positive number of seconds", field="pitrWindow")
+        index = await self.get_index(ref)
+        await self.catalog.submit(ctx, ev.INDEX_RETENTION, {"index_id": index.id, "pitr_window": pitr_window})
+        updated = await self.get_index(ref)
+        live = self.runtime.get(updated.id)
+        if live is not None:
+            live.adopt(updated)
+        return updated
+
     async def update_text_search(self, ctx: RequestContext, ref: IndexRef, text_search: list[dict[str, Any]]) -> Index:
         """Replace the index's text search configurations; the materializer backfills the rows
         already folded (GetIndex says BUILDING until then; queries answer exactly meanwhile)."""

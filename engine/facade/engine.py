@@ -64,6 +64,7 @@ class Engine:
         self.delete_index = self.indexes.delete_index
         self.update_index_mode = self.indexes.update_index_mode
         self.update_text_search = self.indexes.update_text_search
+        self.set_index_retention = self.indexes.set_index_retention
         self.text_search_status = self.indexes.text_search_status
         self.index_by_id = self.indexes.index_by_id
         self.live = self.indexes.live

@@ -98,6 +98,7 @@ class IndexRuntime:
             await self.clock.sleep(self.settings.materialize_idle_interval)
             try:
                 state = await catalog.refresh()
+                await catalog.snapshot_if_due(self.settings.catalog_snapshot_every)
             except StoreUnavailable:
                 continue
             for index in list(state.indexes.values()):

@@ -41,6 +41,7 @@ INDEX_DELETED = "index.deleted"
 INDEX_MODE_CHANGED = "index.mode_changed"
 INDEX_METADATA_CONFIGURATION = "index.metadata_configuration"
 INDEX_QUOTA = "index.quota"
+INDEX_RETENTION = "index.retention"
 TAGS_CHANGED = "tags.changed"
 # Audit log (requests refused before they could change anything)
 REQUEST_DENIED = "request.denied"

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from engine import keys
 from engine.catalog.state import Index
-from engine.dataset import open_version, row_digests
+from engine.dataset import HOLD, open_version, pin, row_digests, unpin
 from engine.materialize.checkpoint import read_checkpoint
 from engine.materialize.materializer import Materializer
 from engine.settings import Settings
@@ -40,13 +40,17 @@ async def replay_check(store: ObjectStore, settings: Settings, index: Index, non
     cp = await read_checkpoint(store, index)
     scratch = keys.scratch_root(f"check-{index.id}-{nonce}")
     replay = Materializer(store, index, settings, target=scratch, until=cp.seq)
+    live_loc = store.lance_location(keys.index_lance(index.bucket_id, index.id))
+    hold = f"{HOLD}check-{nonce}"  # the compared version outlives any prune meanwhile
+    held = bool(cp.lance_version) and await anyio.to_thread.run_sync(pin, live_loc, hold, cp.lance_version)
     try:
         await replay.run_to_end()
-        live_loc = store.lance_location(keys.index_lance(index.bucket_id, index.id))
         live_ds = await anyio.to_thread.run_sync(open_version, live_loc, cp.lance_version or None)
         live = await anyio.to_thread.run_sync(row_digests, live_ds)
         again = await anyio.to_thread.run_sync(row_digests, replay.dataset.snapshot())
     finally:
+        if held:
+            await anyio.to_thread.run_sync(unpin, live_loc, hold)
         async for info in store.list(scratch):
             await store.delete(info.key)
     report = CheckReport(cp.seq, len(live), len(again))

@@ -2,13 +2,15 @@
 
 A restore builds a new index (new id, empty log) whose first event is a marker, "the state of index
 X at seq N", and whose dataset is that state: copied from the newest Lance version folded up to N
-(the fast path: Lance keeps every version, and ``versions/`` maps folded seqs to them), then the rest
-of X's log up to N folded on top; or X's whole log from seq 0 if no such version exists. Because the
+(the fast path: ``versions/`` maps the index's restore points, folded seqs, to pinned Lance
+versions; ``engine/materialize/restore_points.py``), then the rest of X's log up to N folded on
+top; or X's whole log from seq 0 if no point precedes N. Because the
 marker names its source, a restored index can itself be rebuilt from logs alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,8 +20,8 @@ import anyio
 from engine import keys
 from engine.catalog.state import Index
 from engine.context import RequestContext
-from engine.dataset import copy_version
-from engine.errors import CorruptEvent, ValidationError
+from engine.dataset import HOLD, copy_version, pin, unpin
+from engine.errors import CorruptEvent, ObjectNotFound, ValidationError
 from engine.log import Event, tail_seq
 from engine.log.event import VECTORS_RESTORED, decode_header, encode, json_payload
 from engine.materialize.materializer import Materializer
@@ -47,16 +49,35 @@ async def seq_at_time(store: ObjectStore, prefix: str, when: float) -> int:
     return lo
 
 
-async def _fast_start(store: ObjectStore, source: Index, upto: int) -> tuple[int, int] | None:
-    """(seq, lance_version) of the newest fold of ``source`` at or before ``upto``."""
-    best: tuple[int, int] | None = None
+async def _points(store: ObjectStore, source: Index, upto: int) -> list[tuple[int, int]]:
+    """(seq, lance_version) of the restore points of ``source`` at or before ``upto``, newest first."""
+    out: list[tuple[int, int]] = []
     async for info in store.list(keys.index_versions(source.bucket_id, source.id)):
-        seq = keys.seq_of(info.key)
-        if seq > upto:
+        if keys.seq_of(info.key) > upto:
             break
-        doc = json.loads((await store.get(info.key)).data)
-        best = (int(doc["seq"]), int(doc["lance_version"]))
-    return best
+        with contextlib.suppress(ObjectNotFound):  # thinned away since the listing
+            doc = json.loads((await store.get(info.key)).data)
+            out.append((int(doc["seq"]), int(doc["lance_version"])))
+    return out[::-1]
+
+
+async def _copy_start(store: ObjectStore, source: Index, upto: int, into: str, hold: str) -> tuple[int, int] | None:
+    """Copy the newest restore point of ``source`` at or before ``upto`` to the dataset ``into``;
+    (its seq, the copy's version), or None (replay from seq 0). The point's version is held with a
+    tag while it is copied, so a prune in any process cannot remove it meanwhile; a point pruned
+    before the hold was taken is passed over for the next older one."""
+    src = store.lance_location(keys.index_lance(source.bucket_id, source.id))
+    for seq, version in await _points(store, source, upto):
+        if version == 0:
+            return seq, 0  # nothing had been written yet: no copy needed
+        if not await anyio.to_thread.run_sync(pin, src, hold, version):
+            continue
+        try:
+            copied = await anyio.to_thread.run_sync(copy_version, src, version, store.lance_location(into))
+        finally:
+            await anyio.to_thread.run_sync(unpin, src, hold)
+        return seq, copied
+    return None
 
 
 async def build_restored(
@@ -81,15 +102,9 @@ async def build_restored(
     ev = Event.new(ctx, id=event_id, type=VECTORS_RESTORED, time=now, payload=json_payload(marker))
     await store.put_if_absent(keys.log_entry(keys.index_log(target.bucket_id, target.id), 0), encode(0, now, [ev]))
     replay_key = keys.restore_checkpoint(root, 0)
-    start = await _fast_start(store, source, upto)
-    if start is not None and start[1] > 0:  # version 0: nothing had been written yet; no copy needed
-        src = store.lance_location(keys.index_lance(source.bucket_id, source.id))
-        version = await anyio.to_thread.run_sync(
-            copy_version, src, start[1], store.lance_location(keys.lance_under(root))
-        )
-        await store.put(replay_key, json.dumps({"seq": start[0], "lance_version": version}).encode())
-    elif start is not None:
-        await store.put(replay_key, json.dumps({"seq": start[0], "lance_version": 0}).encode())
+    start = await _copy_start(store, source, upto, keys.lance_under(root), f"{HOLD}{event_id}")
+    if start is not None:
+        await store.put(replay_key, json.dumps({"seq": start[0], "lance_version": start[1]}).encode())
     replay = Materializer(
         store,
         replace(source, non_filterable_keys=target.non_filterable_keys),

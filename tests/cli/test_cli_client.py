@@ -275,3 +275,30 @@ def test_errors_say_what_to_do(tmp_path: Path) -> None:
     assert out.returncode == 0 and "Use a running server" in out.stdout and "import" in out.stdout
     out = subprocess.run([script, "replay", "--bucket", "b", "--index", "i"], env=env, capture_output=True, text=True)
     assert out.returncode == 2 and "needs --check" in out.stderr
+
+
+def test_retention_is_set_by_the_owner_and_audited(srv: RunningServer) -> None:
+    from tests.api.test_admin import admin
+    from tests.server import BOB
+
+    client = srv.s3vectors()
+    client.create_vector_bucket(vectorBucketName="kept")
+    client.create_index(
+        vectorBucketName="kept", indexName="docs", dataType="float32", dimension=3, distanceMetric="cosine"
+    )
+    out = ok(run(srv, "retention", "--bucket", "kept", "--index", "docs", "--pitr-window", "2d"))
+    assert "kept/docs keeps restore points for 2d (its own)" in out
+    out = ok(run(srv, "retention", "--bucket", "kept", "--index", "docs", "--default"))
+    assert "for 1w (the server's default)" in out
+    bad = run(srv, "retention", "--bucket", "kept", "--index", "docs", "--pitr-window", "soon")
+    assert bad.exit_code != 0 and "is not a duration" in bad.output
+    status, body = admin(
+        srv, "retention", {"vectorBucketName": "kept", "indexName": "docs", "pitrWindowSeconds": 60}, BOB
+    )
+    assert status == 404, body  # Bob names buckets of his own account: he cannot reach this one
+    status, records = admin(srv, "audit", {"vectorBucketName": "kept", "type": "SetIndexRetention"})
+    assert (
+        status == 200
+        and [(r["operation"], r["principal"], r["outcome"]) for r in records["records"]]
+        == [("SetIndexRetention", ALICE.principal, "accepted")] * 2
+    ), records

@@ -17,8 +17,9 @@ from pathlib import Path
 from tools import crash
 from tools.crash import Model, Op, Root, Stats
 
-# 25 kills per backend (21 servers, 2 materializers at each failpoint); both backends run at once
-# (their processes mostly wait: server start-up, lease expiry), which keeps CI near 2 minutes.
+# 25 kills per backend (21 servers, 4 materializers: one at each of the harness's four failpoints);
+# both backends run at once (their processes mostly wait: server start-up, lease expiry), which
+# keeps CI near 2 minutes.
 ITERATIONS = 25
 MATERIALIZER_KILLS = 4
 

@@ -33,6 +33,15 @@ from tools.crash.model import (
 )
 from tools.crash.procs import Process, Root, free_port, s3vectors_client
 
+# Where materializer kills happen, in turn: between a Lance commit and its checkpoint, during an
+# index build, after restore points were thinned and before their tags move, before Lance's cleanup.
+MATERIALIZER_FAILPOINTS = (
+    "materializer.after_lance_commit",
+    "materializer.index_build",
+    "materializer.prune_points",
+    "materializer.prune_cleanup",
+)
+
 
 class Writer(threading.Thread):
     """Sequential PutVectors/DeleteVectors on its own keys until told to stop, the server dies, or
@@ -380,17 +389,17 @@ class Harness:
 
     def run(self, iterations: int, materializer_kills: int, load_max: float = 0.6) -> Stats:
         """``iterations`` kills in all: server kills first, then ``materializer_kills`` materializer
-        kills alternating between the two failpoints."""
+        kills cycling through ``MATERIALIZER_FAILPOINTS``."""
         self.start_api(materialize=True)
         self.create_index(MAIN_INDEX, self.keys_per_writer)
         for i in range(iterations):
             started, acked = time.monotonic(), self.stats.acked_ops
             if i < iterations - materializer_kills:
                 self.server_kill(load_max)
-            elif (iterations - i) % 2 == 0:
-                self.materializer_kill("materializer.after_lance_commit")
             else:
-                self.materializer_kill(f"materializer.index_build={self.rng.uniform(0.0, 0.3):.3f}")
+                kind = MATERIALIZER_FAILPOINTS[(iterations - i) % len(MATERIALIZER_FAILPOINTS)]
+                delay = f"={self.rng.uniform(0.0, 0.3):.3f}" if kind == "materializer.index_build" else ""
+                self.materializer_kill(kind + delay)
             self.stats.iterations += 1
             if self.progress:
                 kind = "server" if i < iterations - materializer_kills else "materializer"
