@@ -127,6 +127,26 @@ def server_config(
     )
 
 
+def banner(config: ServerConfig) -> str:
+    """What ``serve`` prints at start. A secret is shown only when it is the well-known development
+    one (``--dev``): a configured secret never reaches a terminal, a log file or a CI transcript."""
+    root = next(iter(config.credentials.values()), None)
+    if root is None:
+        secret = "(any)"
+    elif root.secret_access_key == DEV_SECRET_KEY:
+        secret = root.secret_access_key
+    else:
+        secret = "(the one configured; not shown)"
+    return BANNER.format(
+        root=config.root,
+        host=config.public_host,
+        account=root.account if root else config.default_account,
+        key=root.access_key_id if root else "(any)",
+        secret=secret,
+        region=config.region,
+    )
+
+
 def run_server(config: ServerConfig) -> None:
     import uvicorn
 
@@ -137,18 +157,7 @@ def run_server(config: ServerConfig) -> None:
             "!!! --no-auth: every request is accepted unsigned, as account %s. Never expose this server. !!!",
             config.default_account,
         )
-    root = next(iter(config.credentials.values()), None)
-    print(
-        BANNER.format(
-            root=config.root,
-            host=config.public_host,
-            account=root.account if root else config.default_account,
-            key=root.access_key_id if root else "(any)",
-            secret=root.secret_access_key if root else "(any)",
-            region=config.region,
-        ),
-        flush=True,
-    )
+    print(banner(config), flush=True)
     app = create_app(config)
     tune_gc()
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")

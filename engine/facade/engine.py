@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
+from engine import memory
 from engine.audit.trail import AuditLog
 from engine.catalog import Catalog
 from engine.clock import Clock, IdSource, RandomIds, SystemClock
@@ -101,6 +102,7 @@ class Engine:
         clock: Clock | None = None,
         ids: IdSource | None = None,
     ) -> AsyncIterator[Engine]:
+        memory.tune()  # before the first fold: the allocator returns what folds free
         settings = settings or Settings()
         clock = clock or SystemClock()
         store = store or await open_store(root, settings, clock)

@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from engine import failpoints, keys, metrics
+from engine import failpoints, keys, memory, metrics
 from engine.catalog.state import Index
 from engine.dataset import LanceDataset, warm
 from engine.errors import LeaseLost, ObjectNotFound, PreconditionFailed, StoreUnavailable
@@ -30,7 +30,7 @@ from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
 from engine.materialize import restore_points
 from engine.materialize.checkpoint import Checkpoint, checkpoint_document, read_checkpoint, swap_checkpoint
 from engine.materialize.lease import Lease
-from engine.materialize.rows import release_memory, rows_table
+from engine.materialize.rows import rows_table
 from engine.query.tail import Tail
 from engine.query.text import config_pairs
 from engine.settings import Settings
@@ -217,7 +217,7 @@ class Materializer:
                 ",".join(self.last_maintenance) or "-",
                 metrics.stopwatch() - maintained,
             )
-        await anyio.to_thread.run_sync(release_memory)
+        await anyio.to_thread.run_sync(memory.release)
         return folded
 
     async def prune(self) -> restore_points.Pruned | None:

@@ -1,13 +1,10 @@
-"""What a fold hands Lance: rows in the dataset's schema, and the memory a fold used, given back.
+"""What a fold hands Lance: rows in the dataset's schema.
 
 The filter columns (``tokens``, ``numbers``) and ``key_hash`` are derived here from each row's
 metadata and key, so that every fold, replay and restore derives them the same way.
 """
 
 from __future__ import annotations
-
-import ctypes
-from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -33,17 +30,3 @@ def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
             "key_hash": pa.array([key_hash(k) for k in rows.keys], pa.uint32()),
         }
     )
-
-
-def _malloc_trim() -> Callable[[], object]:
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return lambda: None
-    return lambda: trim(0)
-
-
-# A fold allocates and frees hundreds of MB (Arrow tables, Lance write buffers) across threads;
-# glibc keeps freed pages in per-thread arenas unless told to give them back, and the process's
-# resident size would stay at its high-water mark (measured: 590 MB vs 440 MB after 400k rows).
-release_memory = _malloc_trim()

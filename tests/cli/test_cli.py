@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import boto3
+import pytest
 
 from api.config import DEV_ACCESS_KEY, DEV_ACCOUNT, DEV_SECRET_KEY
 from tests.backends import Backend
@@ -65,3 +66,23 @@ def test_serve_refuses_to_start_without_credentials(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("vecledger")
     out = subprocess.run([str(script), "serve", "--root", str(tmp_path)], env=env, capture_output=True, text=True)
     assert out.returncode != 0 and "no credentials" in out.stderr
+
+
+def test_the_banner_shows_only_the_development_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.cli.serve import banner, server_config
+
+    options = dict(
+        root=str(tmp_path), s3_endpoint=None, host="127.0.0.1", port=8000, base_host=None, region="us-east-1",
+        keys_file=None, no_auth=False, write_requests_per_second=None, write_vectors_per_second=None,
+        no_materialize=False,
+    )  # fmt: skip
+    monkeypatch.setenv("VECLEDGER_ACCESS_KEY_ID", "AKIAREAL")
+    monkeypatch.setenv("VECLEDGER_SECRET_ACCESS_KEY", "s3cr3t-do-not-print")
+    monkeypatch.setenv("VECLEDGER_ACCOUNT_ID", "210987654321")
+    shown = banner(server_config(**options, dev=False))
+    assert "AKIAREAL" in shown and "s3cr3t-do-not-print" not in shown and "not shown" in shown
+
+    monkeypatch.delenv("VECLEDGER_ACCESS_KEY_ID")
+    monkeypatch.delenv("VECLEDGER_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("VECLEDGER_ACCOUNT_ID", DEV_ACCOUNT)
+    assert DEV_SECRET_KEY in banner(server_config(**options, dev=True))  # the well-known development key

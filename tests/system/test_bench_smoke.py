@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.system.tool_run import run_tool
 
 FIGURES = [
     "ingest_1_client_vps",
@@ -38,14 +37,7 @@ FIGURES = [
 
 def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-    )
+    run = run_tool("bench", tmp_path, "--quick", "--json", str(out))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| recall@10 none |" in run.stdout  # the markdown table
     doc = json.loads(out.read_text())

@@ -4,24 +4,16 @@ three moments of the churn, and pruning visible in the Lance versions; no timing
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.system.tool_run import run_tool
 
 FIELDS = {"t", "phase", "disk_mb", "files", "log_mb", "lance_versions", "rss_mb", "query_p50_ms"}
 
 
 def test_quick_soak_samples_prunes_and_restores_exactly(tmp_path: Path) -> None:
     out, png = tmp_path / "soak.json", tmp_path / "soak.png"
-    run = subprocess.run(
-        [sys.executable, "-m", "tools.soak", "--quick", "--json", str(out), "--png", str(png)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-    )
+    run = run_tool("soak", tmp_path, "--quick", "--json", str(out), "--png", str(png))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| lance_versions |" in run.stdout  # the markdown table
     doc = json.loads(out.read_text())
