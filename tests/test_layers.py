@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # One row per folder (and per group of the top-level modules that share a layer). The longest
 # matching prefix decides; "engine.*" and "api.*" are the top-level modules of each package.
 LAYERS: dict[str, int] = {
-    "engine.*": 0,  # errors, clock, ids, settings, context, refs, keys, failpoints, metrics
+    "engine.*": 0,  # errors, clock, ids, settings, context, refs, keys, failpoints, metrics, memory
     "engine.store": 1,
     "engine.log": 2,
     "engine.catalog": 3,
