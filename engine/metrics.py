@@ -61,7 +61,8 @@ FOLD_SECONDS = Histogram(
 FOLD_FAILURES = Counter(
     "vecledger_materializer_fold_failures",
     "Folds that failed: 'error' is retried with back-off, 'lease_lost' hands the index to another "
-    "process, 'corrupt' stops the index's materializer until the log is repaired.",
+    "process, 'corrupt' stops the index's materializer until the log is repaired; 'prune': the "
+    "restore-point upkeep after a fold failed (retried at the next interval).",
     ["reason"],
 )
 INDEX_MAINTENANCE = Counter(

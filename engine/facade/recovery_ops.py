@@ -57,7 +57,9 @@ class RecoveryOps:
         state = await self.catalog.refresh()
         if source_id is not None:
             found = state.indexes.get(source_id) or state.deleted_indexes.get(source_id)
-            if found is None:
+            # An id names an index of the source's own account and bucket, or none at all: never
+            # a way into another account's data (ids are not secrets).
+            if found is None or (found.account, found.bucket_name) != (source.account, source.bucket):
                 raise IndexNotFound(source_id)
             src = found
         elif to_time is not None:

@@ -86,11 +86,8 @@ class Materializer:
         self.leftovers_due = True
         self._idle_runs = 0
         self.lease = lease
-        # Restore points of this index (restore_points.py): loaded on the first prune.
-        self.points: dict[int, restore_points.Point] | None = None
-        self.unpruned = True
-        self._last_prune = float("-inf")
-        self.last_prune: restore_points.Pruned | None = None
+        # Restore points of this index (its own materializer: replays are thrown away whole).
+        self.points = restore_points.Pruner(store, settings, self.dataset.location) if target is None else None
 
     @property
     def _log_prefix(self) -> str:
@@ -118,7 +115,8 @@ class Materializer:
                 return 0
             if not was_held:
                 self.checkpoint = None  # taking over: start from what the last holder wrote
-                self.points = None
+                if self.points is not None:
+                    self.points.forget()
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._keep_lease, self.lease)
@@ -178,8 +176,8 @@ class Materializer:
                 await self._maintain(settled=True)  # the writers paused: finish what busy folds deferred
             elif self.leftovers_due and self._idle_runs >= self.settings.quiet_runs:
                 await self._maintain(settled=True, quiet=True)  # they stopped: index the last rows too
-            elif self.unpruned and self._idle_runs >= self.settings.quiet_runs:
-                await self.prune()
+            elif self.points is not None and self.points.unpruned and self._idle_runs >= self.settings.quiet_runs:
+                await self.points.upkeep(self.index)
             return 0
         self._idle_runs = 0
         self.leftovers_due = True
@@ -203,9 +201,10 @@ class Materializer:
             busy = capped or await exists(self.store, keys.log_entry(self._log_prefix, tail.seq + 1))
             maintained = metrics.stopwatch()
             await self._maintain(settled=not busy)
-            self.unpruned = True
-            if self.store.clock.monotonic() - self._last_prune >= self.settings.prune_interval:
-                await self.prune()
+            if self.points is not None:
+                self.points.unpruned = True
+                if self.points.due():
+                    await self.points.upkeep(self.index)
             log.info(
                 "index %s: folded %d objects (%d rows) to seq %d: read %.2fs, apply %.2fs; index %s %.2fs",
                 self.index.id,
@@ -221,19 +220,8 @@ class Materializer:
         return folded
 
     async def prune(self) -> restore_points.Pruned | None:
-        """Thin this index's restore points and remove the Lance versions no longer kept (the
-        index's own materializer only: a replay's scratch dataset is thrown away whole)."""
-        if not self.record_versions:
-            return None
-        self._last_prune = self.store.clock.monotonic()
-        self.unpruned = False
-        if self.points is None:
-            self.points = await restore_points.load(self.store, self.index, self.dataset.location)
-        self.last_prune = await restore_points.prune(
-            self.store, self.index, self.dataset.location, self.points, self.settings
-        )
-        metrics.VERSIONS_REMOVED.inc(self.last_prune.cleanup.versions)
-        return self.last_prune
+        """Thin the restore points now (tools, tests); None for a replay's materializer."""
+        return None if self.points is None else await self.points.prune(self.index)
 
     async def _fold_restored(self, seq: int, marker: dict[str, Any]) -> None:
         """A restored index's log starts with a marker: "the state of index X at seq N". Folding it
@@ -293,7 +281,7 @@ class Materializer:
             doc = restore_points.point_document(new.seq, new.lance_version, now)
             await self.store.put(keys.index_version(self.index.bucket_id, self.index.id, new.seq), doc)
             if self.points is not None:
-                self.points[new.seq] = restore_points.Point(new.seq, new.lance_version, now)
+                self.points.written(restore_points.Point(new.seq, new.lance_version, now))
         await self._publish()
 
     async def _publish(self) -> None:

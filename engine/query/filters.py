@@ -46,8 +46,16 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _finite(v: Any) -> bool:
+    """A number a double holds: finite, and not an integer past a double's range."""
+    try:
+        return _is_number(v) and math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
 def _is_primitive(v: Any) -> bool:
-    return isinstance(v, str | bool) or (_is_number(v) and math.isfinite(float(v)))
+    return isinstance(v, str | bool) or _finite(v)
 
 
 def _canon(v: Any) -> str:
@@ -184,6 +192,9 @@ class _Compiler:
         if op in ("$in", "$nin"):
             if not isinstance(arg, list) or not arg or not all(_is_primitive(a) for a in arg):
                 raise self.fail(f"{op} takes a non-empty array of strings, numbers or booleans")
+            self.nodes += len(arg) - 1  # each term is one more condition to compile and evaluate
+            if self.nodes > MAX_NODES:
+                raise self.fail(f"a filter may hold at most {MAX_NODES} conditions, counting each {op} term")
             sql, pred = _any([_eq(key, a) for a in arg])
             return (sql, pred) if op == "$in" else _not(sql, pred)
         if op == "$exists":
@@ -193,7 +204,7 @@ class _Compiler:
             if arg:
                 return f"array_has(tokens, {tok})", lambda m: key in m
             return f"(NOT array_has(tokens, {tok}))", lambda m: key not in m
-        if not _is_number(arg) or not math.isfinite(float(arg)):
+        if not _finite(arg):
             raise self.fail(f"{op} takes a finite number")
         return _range(key, op, arg)
 

@@ -7,6 +7,7 @@ what makes a request meaningless to the engine whatever dialect sent it.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from engine.log.payload import VectorBatch, Vectors, metadata_text
 
 METRICS = ("euclidean", "cosine")
 MAX_KEY_LENGTH = 1024
+MAX_INTEGER = int(sys.float_info.max)  # larger integers have no double to compare as
 
 
 def dimension(value: Any, max_dimension: int) -> int:
@@ -71,8 +73,12 @@ def keys(values: Any, field: str = "keys") -> list[str]:
 
 
 def _finite_json(value: Any) -> bool:
+    """No NaN or Infinity, and no integer past a double's range: every number can be compared as
+    a double (filters) and read back (integers past 64 bits do come back exactly)."""
     if isinstance(value, float):
         return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) <= MAX_INTEGER
     if isinstance(value, list):
         return all(_finite_json(v) for v in value)
     if isinstance(value, dict):
@@ -86,7 +92,7 @@ def metadata(value: Any, field: str = "metadata") -> str | None:
     if not isinstance(value, dict):
         raise ValidationError(f"{field} must be a JSON object", field=field)
     if not _finite_json(value):
-        raise ValidationError(f"{field} holds NaN or Infinity", field=field)
+        raise ValidationError(f"{field} holds NaN, Infinity or a number past the range of a double", field=field)
     try:
         return metadata_text(value)
     except (TypeError, ValueError):

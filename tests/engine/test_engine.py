@@ -464,3 +464,19 @@ async def test_queries_without_metadata_or_distances_name_the_right_rows(backend
         assert {k for k in row_keys._fragments if k[0] == uri} == {(uri, f.fragment_id) for f in fragments}
         await eng.delete_index(CTX, INDEX)
         assert not [k for k in row_keys._fragments if k[0] == uri]  # a deleted index's keys are dropped
+
+
+async def test_a_metadata_integer_past_a_doubles_range_never_reaches_the_log(backend: Backend) -> None:
+    """Such an integer could not be read back: one put of it stopped the index's folding forever."""
+    async with backend.engine() as eng:
+        await make_index(eng, dimension=2)
+        for meta in ({"n": 10**400}, {"n": [1, -(10**309)]}, {"deep": {"n": 10**309}}):
+            with pytest.raises(ValidationError, match="past the range of a double"):
+                await eng.put_vectors(CTX, INDEX, ["k"], np.ones((1, 2), np.float32), [meta])
+        index = await eng.get_index(INDEX)
+        assert [o async for o in read_log(eng.store, keys.index_log(index.bucket_id, index.id))] == []
+        big = 2**1000  # large, but a double holds it: accepted, and comes back exactly
+        await eng.put_vectors(CTX, INDEX, ["k"], np.ones((1, 2), np.float32), [{"n": big}])
+        await eng.materialize(INDEX)
+        (got,) = await eng.get_vectors(INDEX, ["k"], return_metadata=True)
+        assert got.metadata == {"n": big}

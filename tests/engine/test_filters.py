@@ -145,3 +145,20 @@ def test_nesting_and_size_are_bounded() -> None:
         compile_filter(_deep(12))
     with pytest.raises(ValidationError):
         compile_filter({"$or": [{"k": i} for i in range(2000)]})
+    # $in and $nin terms count as conditions: a filter of 60,000 terms once crashed the server.
+    compile_filter({"k": {"$in": list(range(900))}})
+    for op in ("$in", "$nin"):
+        with pytest.raises(ValidationError, match="counting each"):
+            compile_filter({"k": {op: [str(i) for i in range(60_000)]}})
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"n": 10**400}, {"n": {"$gt": 10**400}}, {"n": {"$lte": -(10**309)}}, {"n": {"$in": [1, 10**400]}}],
+    ids=["eq", "gt", "lte", "in"],
+)
+def test_integers_past_a_doubles_range_are_a_validation_error(doc: Any) -> None:
+    """Not a 500 (Python's float() of them raises OverflowError)."""
+    with pytest.raises(ValidationError, match="Invalid query filter"):
+        compile_filter(doc)
+    compile_filter({"n": 2**1000})  # large, but a double holds it: a valid filter

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import Engine, IndexRef, keys
+from engine import BucketRef, Engine, IndexRef, RequestContext, keys
 from engine.clock import ManualClock
 from engine.errors import BucketNotFound, IndexNotFound, PartialBatch, Throttled, ValidationError
 from engine.log import read_log
@@ -240,3 +240,32 @@ async def test_replay_check_names_a_changed_vector_and_changed_metadata(backend:
         await eng.store.put(keys.index_checkpoint(index.bucket_id, index.id), json.dumps(cp).encode())
         report = await eng.replay_check(INDEX)
         assert report.mismatches == ["a: metadata differs", "b: vectors differ"]
+
+
+async def test_a_restore_by_id_reaches_no_other_accounts_index(backend: Backend) -> None:
+    """Index ids are not secrets (they are in paths and logs): naming one of another account's
+    indexes must not copy its data into the caller's bucket."""
+    mallory = RequestContext(
+        principal="arn:aws:iam::999988887777:root", account="999988887777", source="x", dialect="test"
+    )
+    async with backend.engine() as eng:
+        await eng.create_bucket(CTX, BUCKET)
+        await eng.create_index(CTX, INDEX, dimension=D, metric="euclidean")
+        await eng.put_vectors(CTX, INDEX, ["secret"], np.ones((1, D), np.float32), [{"pin": "1234"}])
+        victim = await eng.get_index(INDEX)
+        theirs = BucketRef("999988887777", "loot")
+        await eng.create_bucket(mallory, theirs)
+        await eng.create_index(mallory, IndexRef(theirs.account, theirs.name, "decoy"), dimension=D, metric="euclidean")
+        for source in (
+            IndexRef(theirs.account, theirs.name, "decoy"),
+            IndexRef(theirs.account, BUCKET.name, INDEX.name),
+        ):
+            with pytest.raises(IndexNotFound):
+                await eng.restore_index(
+                    mallory, source, IndexRef(theirs.account, theirs.name, "stolen"), to_seq=0, source_id=victim.id
+                )
+        assert [i.name for i in await eng.list_indexes(theirs)] == ["decoy"]
+        # The owner still can.
+        back = IndexRef(ACCOUNT, BUCKET.name, "back")
+        await eng.restore_index(CTX, INDEX, back, to_seq=0, source_id=victim.id)
+        assert [r.key for r in (await eng.list_vectors(back)).vectors] == ["secret"]
