@@ -85,8 +85,9 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     """Engine settings: S3 credentials from the usual AWS variables; index tuning from
     ``VECLEDGER_INDEX_TYPE``, ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` and
     ``VECLEDGER_REFINE_FACTOR``; the materializer lease time from ``VECLEDGER_LEASE_SECONDS``;
-    retention from ``VECLEDGER_PITR_WINDOW``, ``VECLEDGER_VERSION_GRACE`` and
-    ``VECLEDGER_PRUNE_INTERVAL`` (seconds) and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events)."""
+    retention from ``VECLEDGER_PITR_WINDOW``, ``VECLEDGER_VERSION_GRACE``,
+    ``VECLEDGER_PRUNE_INTERVAL`` and ``VECLEDGER_LOG_RETENTION`` (seconds; unset keeps the log)
+    and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events)."""
     env = dict(os.environ) if env is None else env
     names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
     tuning = IndexTuning.for_index_type(
@@ -99,6 +100,7 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
         pitr_window=float(env.get("VECLEDGER_PITR_WINDOW", Settings.pitr_window)),
         version_grace=float(env.get("VECLEDGER_VERSION_GRACE", Settings.version_grace)),
         prune_interval=float(env.get("VECLEDGER_PRUNE_INTERVAL", Settings.prune_interval)),
+        log_retention=float(env["VECLEDGER_LOG_RETENTION"]) if env.get("VECLEDGER_LOG_RETENTION") else None,
         catalog_snapshot_every=int(env.get("VECLEDGER_CATALOG_SNAPSHOT_EVERY", Settings.catalog_snapshot_every)),
         s3=S3Settings(
             endpoint_url=s3_endpoint,

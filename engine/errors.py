@@ -59,6 +59,14 @@ class ValidationError(VecledgerError):
         self.field = field
 
 
+class LogTruncated(ValidationError):
+    """What was asked for lies before the start of a log whose head log retention dropped."""
+
+    def __init__(self, message: str, start: int) -> None:
+        super().__init__(message, field="to")
+        self.start = start
+
+
 class NotFound(VecledgerError):
     """A named resource does not exist."""
 

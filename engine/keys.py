@@ -30,6 +30,12 @@ def log_entry(log_prefix: str, seq: int) -> str:
     return log_prefix + seq_name(seq)
 
 
+def log_start(log_prefix: str) -> str:
+    """Beside a log, never in it: where a log whose head was dropped (log retention) says where
+    it now starts (``engine/log/start.py``)."""
+    return log_prefix.rstrip("/") + "-start"
+
+
 CATALOG_SNAPSHOTS = "catalog/snapshot-"
 
 

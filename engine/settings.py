@@ -105,3 +105,7 @@ class Settings:
     version_grace: float = 10.0
     pitr_window: float = 7 * 24 * 3600.0
     prune_interval: float = 60.0  # seconds between prunes of one index (and when it goes quiet)
+    # Log retention (engine/materialize/log_retention.py): None keeps every log object forever (the
+    # log is the audit trail); seconds drop the objects older than that once a restore point covers
+    # them (an index may set its own, 0 for forever).
+    log_retention: float | None = None

@@ -16,7 +16,7 @@ from api.bodies import parse_body
 from api.call import Call
 from api.errors import validation
 from api.models import Req
-from engine import BucketRef, IndexRef
+from engine import BucketRef, IndexRef, Settings
 from engine.audit.query import OUTCOMES, AuditQuery
 
 
@@ -46,6 +46,7 @@ class RetentionBody(Req):
     vectorBucketName: str
     indexName: str
     pitrWindowSeconds: float | None = None
+    logRetentionSeconds: float | None = None
 
 
 class QuotaBody(Req):
@@ -123,22 +124,39 @@ async def quota(call: Call, body: bytes) -> Any:
 
 
 async def retention(call: Call, body: bytes) -> Any:
-    """How long the index keeps restore points (restores stay exact to any seq; outside the window
-    they replay more of the log); null returns to the server's default."""
+    """How long the index keeps restore points and its log. A field left out stays as it is, null
+    returns to the server's default; ``logRetentionSeconds`` 0 keeps the log forever (and a null
+    in the reply means forever)."""
     req = parse_body(RetentionBody, body)
     ref = await _owner(call, req.vectorBucketName)
-    index = await call.engine.set_index_retention(
-        call.ctx, IndexRef(ref.account, ref.name, req.indexName), req.pitrWindowSeconds
-    )
-    window = (index.retention or {}).get("pitr_window")
-    return {"pitrWindowSeconds": window or call.engine.settings.pitr_window, "default": window is None}
+    fields = {"pitrWindowSeconds": "pitr_window", "logRetentionSeconds": "log_retention"}
+    changes = {fields[f]: getattr(req, f) for f in req.model_fields_set if f in fields}
+    index = await call.engine.set_index_retention(call.ctx, IndexRef(ref.account, ref.name, req.indexName), changes)
+    return retention_reply(index.retention or {}, call.engine.settings)
+
+
+def retention_reply(own: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    log_retention = own.get("log_retention", settings.log_retention)
+    return {
+        "pitrWindowSeconds": own.get("pitr_window") or settings.pitr_window,
+        "logRetentionSeconds": log_retention or None,
+        "default": "pitr_window" not in own and "log_retention" not in own,
+        "pitrWindowDefault": "pitr_window" not in own,
+        "logRetentionDefault": "log_retention" not in own,
+    }
 
 
 async def replay_check(call: Call, body: bytes) -> Any:
     req = parse_body(IndexBody, body)
     ref = await _owner(call, req.vectorBucketName)
     report = await call.engine.replay_check(IndexRef(ref.account, ref.name, req.indexName))
-    return {"ok": report.ok, "seq": report.seq, "rows": report.rows, "mismatches": report.mismatches[:100]}
+    return {
+        "ok": report.ok,
+        "seq": report.seq,
+        "fromSeq": report.from_seq,
+        "rows": report.rows,
+        "mismatches": report.mismatches[:100],
+    }
 
 
 async def index_status(call: Call, body: bytes) -> Any:

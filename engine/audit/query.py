@@ -18,8 +18,10 @@ from engine.catalog.state import CatalogState, Index
 from engine.log import Event, read_log
 from engine.log import event as ev
 from engine.log.payload import decode_vectors
+from engine.log.start import LogStart, read_start
 from engine.store import ObjectStore
 
+LOG_TRUNCATED = "log.truncated"  # not an event: reported from a log's start object
 OPERATIONS = {
     ev.BUCKET_CREATED: "CreateVectorBucket",
     ev.BUCKET_DELETED: "DeleteVectorBucket",
@@ -36,6 +38,7 @@ OPERATIONS = {
     ev.VECTORS_PUT: "PutVectors",
     ev.VECTORS_DELETED: "DeleteVectors",
     ev.VECTORS_RESTORED: "RestoreIndex",
+    LOG_TRUNCATED: "DropIndexLogHead",
 }
 OUTCOMES = ("accepted", "denied", "failed", "partial")
 
@@ -150,7 +153,11 @@ async def _data(store: ObjectStore, q: AuditQuery, index: Index) -> list[AuditRe
     resource = f"{index.account}/{index.bucket_name}/{index.name}"
     out: list[AuditRecord] = []
     chunks: dict[str, tuple[int, set[int]]] = {}
-    async for obj in read_log(store, keys.index_log(index.bucket_id, index.id)):
+    prefix = keys.index_log(index.bucket_id, index.id)
+    start = await read_start(store, prefix)
+    if start is not None:
+        out.append(_dropped(log, resource, index, start))
+    async for obj in read_log(store, prefix, -1 if start is None else start.base_seq):
         for e in obj.events:
             touched: list[str] | None = None
             if q.verbose or q.key is not None:
@@ -172,6 +179,30 @@ async def _data(store: ObjectStore, q: AuditQuery, index: Index) -> list[AuditRe
             if len(seen) < total:
                 r.outcome = "partial"
     return out
+
+
+def _dropped(log: str, resource: str, index: Index, start: LogStart) -> AuditRecord:
+    """The head of a data log that log retention dropped: what, when, under whose setting."""
+    return AuditRecord(
+        time=start.truncated_at,
+        log=log,
+        seq=start.base_seq,
+        type=LOG_TRUNCATED,
+        operation=OPERATIONS[LOG_TRUNCATED],
+        outcome="accepted",
+        principal=start.set_by,
+        account=index.account,
+        source="vecledger",
+        request_id="",
+        dialect="",
+        resource=resource,
+        detail={
+            "dropped_before_seq": start.seq,
+            "dropped_before_time": start.base_time,
+            "log_retention_seconds": start.retention,
+            "restorable_from_seq": start.base_seq,
+        },
+    )
 
 
 _RESOURCE = re.compile(r"^(?:.*?:(\d+):(?:bucket/)?|(\d+)/)([^/]+)(?:/(?:index/)?([^/]+))?$")

@@ -73,7 +73,9 @@ class Index:
     tags: dict[str, str] = field(default_factory=dict)
     restored_from: dict[str, Any] | None = None
     quota: dict[str, float] | None = None  # {"requests_per_second", "vectors_per_second"}
-    retention: dict[str, float] | None = None  # {"pitr_window"}: seconds, over the server's default
+    # {"pitr_window", "log_retention"}: seconds, over the server's defaults (a log retention of 0:
+    # keep the log forever); "log_retention_set_by": who set the log retention.
+    retention: dict[str, Any] | None = None
 
 
 Handler = Callable[["CatalogState", dict[str, Any], Event, bool], None]
@@ -268,7 +270,11 @@ class CatalogState:
     def _index_retention(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
         idx = self._index_by_id(p["index_id"])
         if not dry:
-            retention = {k: float(p[k]) for k in ("pitr_window",) if p.get(k)}
+            retention: dict[str, Any] = {
+                k: float(p[k]) for k in ("pitr_window", "log_retention") if p.get(k) is not None
+            }
+            if "log_retention" in retention:
+                retention["log_retention_set_by"] = ev.principal
             self.indexes[idx.id] = replace(idx, retention=retention or None)
 
     def _index_metadata(self, p: dict[str, Any], ev: Event, dry: bool) -> None:

@@ -187,13 +187,28 @@ class CatalogOps:
         index = await self.get_index(ref)
         await self.catalog.submit(ctx, ev.INDEX_MODE_CHANGED, {"index_id": index.id, "mode": mode})
 
-    async def set_index_retention(self, ctx: RequestContext, ref: IndexRef, pitr_window: float | None) -> Index:
-        """Set (or with None, return to the server's default) how long an index keeps restore
-        points; a catalog event like any other, so it is audited."""
-        if pitr_window is not None and not (isinstance(pitr_window, int | float) and pitr_window > 0):
-            raise ValidationError("pitrWindow must be a positive number of seconds", field="pitrWindow")
+    async def set_index_retention(self, ctx: RequestContext, ref: IndexRef, changes: dict[str, float | None]) -> Index:
+        """Change how long an index keeps restore points (``pitr_window``) and its log
+        (``log_retention``, 0: forever); a setting left out stays, None returns to the server's
+        default. A catalog event like any other, so it is audited."""
+        unknown = set(changes) - {"pitr_window", "log_retention"}
+        if unknown:
+            raise ValidationError(f"unknown retention settings: {', '.join(sorted(unknown))}", field="retention")
+        checks = (("pitr_window", "pitrWindowSeconds", 0.0), ("log_retention", "logRetentionSeconds", -1.0))
+        for name, wire, floor in checks:
+            v = changes.get(name)
+            if v is not None and not (isinstance(v, int | float) and floor < v < float("inf")):
+                what = "a positive" if floor == 0.0 else "a non-negative (0: forever)"
+                raise ValidationError(f"{wire} must be {what} number of seconds", field=wire)
         index = await self.get_index(ref)
-        await self.catalog.submit(ctx, ev.INDEX_RETENTION, {"index_id": index.id, "pitr_window": pitr_window})
+        current = {k: v for k, v in (index.retention or {}).items() if k in ("pitr_window", "log_retention")}
+        return await self.set_index_setting(ctx, ref, index, ev.INDEX_RETENTION, current | changes)
+
+    async def set_index_setting(
+        self, ctx: RequestContext, ref: IndexRef, index: Index, event_type: str, payload: dict[str, Any]
+    ) -> Index:
+        """Submit an index-setting event (quota, retention) and hand the result to its live index."""
+        await self.catalog.submit(ctx, event_type, {"index_id": index.id, **payload})
         updated = await self.get_index(ref)
         live = self.runtime.get(updated.id)
         if live is not None:

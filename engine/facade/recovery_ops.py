@@ -73,6 +73,7 @@ class RecoveryOps:
         else:
             assert to_time is not None
             upto = recovery.check_upto(await recovery.seq_at_time(self.store, prefix, to_time), tail, "that time")
+        await recovery.check_restorable(self.store, src, upto)
         state = await self.catalog.refresh()
         bucket = state.bucket(into.account, into.bucket)
         if (bucket.id, into.name) in state.index_names:

@@ -91,17 +91,8 @@ class VectorOps:
             if v is not None and not (isinstance(v, int | float) and v > 0):
                 raise ValidationError(f"{name} must be a positive number", field=name)
         index = await self.indexes.get_index(ref)
-        payload = {
-            "index_id": index.id,
-            "requests_per_second": requests_per_second,
-            "vectors_per_second": vectors_per_second,
-        }
-        await self.indexes.catalog.submit(ctx, ev.INDEX_QUOTA, payload)
-        updated = await self.indexes.get_index(ref)
-        live = self.indexes.runtime.get(updated.id)
-        if live is not None:
-            live.adopt(updated)
-        return updated
+        payload = {"requests_per_second": requests_per_second, "vectors_per_second": vectors_per_second}
+        return await self.indexes.set_index_setting(ctx, ref, index, ev.INDEX_QUOTA, payload)
 
     async def get_vectors(
         self, ref: IndexRef, keys: list[str], *, return_data: bool = False, return_metadata: bool = False

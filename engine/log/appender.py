@@ -20,6 +20,7 @@ from engine import keys, metrics
 from engine.clock import Backoff, Clock
 from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed, StoreUnavailable
 from engine.log.event import Event, EventObject, decode_header, encode
+from engine.log.start import first_seq
 from engine.store import ObjectStore, exists
 
 _UNAVAILABLE_RETRIES = 5
@@ -161,8 +162,11 @@ async def tail_seq(store: ObjectStore, prefix: str, known: int = -1) -> int:
 
     Galloping existence probes: O(log n) HEADs (stats on a folder) rather than a listing, which is
     O(log size) on a folder and slow on moto. Relies on the log being gap-free, which holds because
-    a writer only tries seq N+1 after it has seen N exist.
+    a writer only tries seq N+1 after it has seen N exist; a log whose head log retention dropped
+    says where it starts now.
     """
+    if known < 0:
+        known = await first_seq(store, prefix) - 1
     lo, step = known, 1
     while await exists(store, keys.log_entry(prefix, lo + step)):
         lo += step

@@ -1,10 +1,12 @@
 """Reading a log in seq order from any point.
 
 Reads stop at the first missing seq: the log is gap-free, so a missing entry can only be one that
-is not written yet. Objects are fetched a window at a time, concurrently, because one GET per
-object in sequence would make a cold replay on S3 latency-bound. A GET is idempotent, so a failed
-one is retried a few times here: a replay of thousands of objects must not start over because one
-of them met a 503.
+is not written yet, or one that log retention dropped (``start.py``): a read that expects entries
+(from the beginning, or up to a given seq) and finds none checks for that, and raises
+``LogTruncated`` rather than yield a silently shorter log. Objects are fetched a window at a time,
+concurrently, because one GET per object in sequence would make a cold replay on S3
+latency-bound. A GET is idempotent, so a failed one is retried a few times here: a replay of
+thousands of objects must not start over because one of them met a 503.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import anyio
 
 from engine import keys
 from engine.clock import Backoff
-from engine.errors import ObjectNotFound, StoreUnavailable
+from engine.errors import LogTruncated, ObjectNotFound, StoreUnavailable
 from engine.log.event import EventObject, decode
+from engine.log.start import read_start
 from engine.store import ObjectStore
 
 GET_ATTEMPTS = 4
@@ -41,6 +44,7 @@ async def read_log(
 ) -> AsyncIterator[EventObject]:
     """Yield the event objects with ``after < seq`` (and ``seq <= until`` if given), in order."""
     seq = after + 1
+    first = True
     width = 1  # the common case is one new entry or none: probe narrowly, then widen
     while until is None or seq <= until:
         count = width if until is None else min(width, until - seq + 1)
@@ -57,7 +61,19 @@ async def read_log(
                     tg.start_soon(fetch, i)
         for i, data in enumerate(results):
             if data is None:
+                if first and i == 0 and (after == -1 or until is not None):
+                    await _check_start(store, prefix, seq)
                 return
             yield decode(keys.log_entry(prefix, seq + i), seq + i, data)
+        first = False
         seq += count
         width = min(window, width * 2)
+
+
+async def _check_start(store: ObjectStore, prefix: str, seq: int) -> None:
+    start = await read_start(store, prefix)
+    if start is not None and seq < start.seq:
+        raise LogTruncated(
+            f"the log before seq {start.seq} was dropped by its log retention; it can be read from seq {start.seq} on",
+            start.seq,
+        )

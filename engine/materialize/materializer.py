@@ -30,6 +30,7 @@ from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
 from engine.materialize import restore_points
 from engine.materialize.checkpoint import Checkpoint, checkpoint_document, read_checkpoint, swap_checkpoint
 from engine.materialize.lease import Lease
+from engine.materialize.pruner import Pruner
 from engine.materialize.rows import rows_table
 from engine.query.tail import Tail
 from engine.query.text import config_pairs
@@ -87,7 +88,7 @@ class Materializer:
         self._idle_runs = 0
         self.lease = lease
         # Restore points of this index (its own materializer: replays are thrown away whole).
-        self.points = restore_points.Pruner(store, settings, self.dataset.location) if target is None else None
+        self.points = Pruner(store, settings, self.dataset.location) if target is None else None
 
     @property
     def _log_prefix(self) -> str:

@@ -11,26 +11,24 @@ exact; the thinning only bounds how much log it replays.
 
 Order for crash safety: a point's ``versions/`` object goes first (a restore no longer picks it),
 then its tag, then the cleanup; a crash in between leaves a tag without a point (removed by the
-next prune) or a point whose version is pinned, never a point whose version is gone.
+next prune) or a point whose version is pinned, never a point whose version is gone. Under a log retention
+the point a truncated log starts from is kept whatever its age (``log_retention.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from dataclasses import dataclass
 
 import anyio
 
-from engine import failpoints, keys, metrics
+from engine import failpoints, keys
 from engine.catalog import Index
 from engine.dataset import POINT, Cleanup, clean, pin, tags, unpin, version_times
 from engine.errors import ObjectNotFound
 from engine.settings import Settings
 from engine.store import LanceLocation, ObjectStore
-
-log = logging.getLogger("vecledger.materializer")
 
 # (age up to, spacing): past the grace, one point per spacing at each age.
 TIERS = ((3600.0, 300.0), (86400.0, 3600.0))
@@ -48,11 +46,13 @@ def tag_of(seq: int) -> str:
     return f"{POINT}{keys.seq_name(seq)}"
 
 
-def to_keep(points: list[Point], now: float, grace: float, window: float) -> set[int]:
-    """The seqs of the points to keep (pure: the policy in the module docstring)."""
+def to_keep(points: list[Point], now: float, grace: float, window: float, base: int = -1) -> set[int]:
+    """The seqs of the points to keep (pure: the policy in the module docstring). ``base`` is the
+    point a truncated log starts from (``log_retention.py``): always kept, and nothing older."""
+    points = [p for p in points if p.seq >= base]
     if not points:
         return set()
-    keep = {max(points, key=lambda p: p.seq).seq}
+    keep = {max(points, key=lambda p: p.seq).seq} | ({base} if base >= 0 else set())
     newest: dict[tuple[float, int], Point] = {}
     for p in points:
         age = now - p.time
@@ -98,11 +98,16 @@ class Pruned:
 
 
 async def prune(
-    store: ObjectStore, index: Index, location: LanceLocation, points: dict[int, Point], settings: Settings
+    store: ObjectStore,
+    index: Index,
+    location: LanceLocation,
+    points: dict[int, Point],
+    settings: Settings,
+    base: int = -1,
 ) -> Pruned:
     """Thin ``points`` (updated in place) and clean the dataset's versions accordingly."""
     window = float((index.retention or {}).get("pitr_window") or settings.pitr_window)
-    keep = to_keep(list(points.values()), store.clock.now(), settings.version_grace, window)
+    keep = to_keep(list(points.values()), store.clock.now(), settings.version_grace, window, base)
     dropped = sorted(set(points) - keep)
     for seq in dropped:
         with contextlib.suppress(ObjectNotFound):
@@ -124,47 +129,3 @@ async def prune(
     failpoints.hit("materializer.prune_cleanup")
     cleanup = await anyio.to_thread.run_sync(clean, location, settings.version_grace)
     return Pruned(len(points), len(dropped), cleanup)
-
-
-class Pruner:
-    """One index's restore points as its materializer keeps them: loaded on the first prune, told
-    of each new one, pruned after a fold at most every ``prune_interval`` and once when the
-    writes stop."""
-
-    def __init__(self, store: ObjectStore, settings: Settings, location: LanceLocation) -> None:
-        self.store = store
-        self.settings = settings
-        self.location = location
-        self.points: dict[int, Point] | None = None
-        self.unpruned = True  # points were written since the last prune
-        self.last: Pruned | None = None
-        self._at = float("-inf")
-
-    def forget(self) -> None:
-        """Another holder wrote points meanwhile (a lease taken over): read them again."""
-        self.points = None
-
-    def written(self, point: Point) -> None:
-        if self.points is not None:
-            self.points[point.seq] = point
-
-    def due(self) -> bool:
-        return self.store.clock.monotonic() - self._at >= self.settings.prune_interval
-
-    async def prune(self, index: Index) -> Pruned:
-        self._at = self.store.clock.monotonic()
-        self.unpruned = False
-        if self.points is None:
-            self.points = await load(self.store, index, self.location)
-        self.last = await prune(self.store, index, self.location, self.points, self.settings)
-        metrics.VERSIONS_REMOVED.inc(self.last.cleanup.versions)
-        return self.last
-
-    async def upkeep(self, index: Index) -> None:
-        """``prune``, never a reason for the fold to fail: a prune that fails leaves more versions
-        on disk, and the next interval tries again."""
-        try:
-            await self.prune(index)
-        except Exception:  # a store or Lance error of the prune alone; the fold is committed
-            metrics.FOLD_FAILURES.labels("prune").inc()
-            log.warning("index %s: pruning restore points failed; retried later", index.id, exc_info=True)

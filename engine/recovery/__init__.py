@@ -5,6 +5,22 @@ same index folded again and compared row by row).
 """
 
 from engine.recovery.replay import CheckReport, replay_check
-from engine.recovery.restore import Progress, build_restored, check_upto, last_seq, seq_at_time
+from engine.recovery.restore import (
+    Progress,
+    build_restored,
+    check_restorable,
+    check_upto,
+    last_seq,
+    seq_at_time,
+)
 
-__all__ = ["CheckReport", "Progress", "build_restored", "check_upto", "last_seq", "replay_check", "seq_at_time"]
+__all__ = [
+    "CheckReport",
+    "Progress",
+    "build_restored",
+    "check_restorable",
+    "check_upto",
+    "last_seq",
+    "replay_check",
+    "seq_at_time",
+]

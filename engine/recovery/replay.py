@@ -1,11 +1,14 @@
 """Replay checks: fold an index's log again from seq 0 into a scratch dataset and compare.
 
 The log is the truth and the dataset is derived from it; this is how an operator proves that, for
-one index, at any moment (``vecledger replay --check``, ``POST /_vecledger/replay-check``).
+one index, at any moment (``vecledger replay --check``, ``POST /_vecledger/replay-check``). A log
+whose head log retention dropped is folded again from its base point (``engine/log/start.py``):
+the check then proves the dataset from that point on.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import anyio
@@ -14,11 +17,13 @@ import pyarrow.compute as pc
 
 from engine import keys
 from engine.catalog.state import Index
-from engine.dataset import HOLD, open_version, pin, row_digests, unpin
+from engine.dataset import HOLD, copy_version, open_version, pin, row_digests, unpin
+from engine.errors import CorruptEvent
+from engine.log.start import LogStart, read_start
 from engine.materialize.checkpoint import read_checkpoint
 from engine.materialize.materializer import Materializer
 from engine.settings import Settings
-from engine.store import ObjectStore
+from engine.store import LanceLocation, ObjectStore
 
 
 @dataclass
@@ -26,6 +31,7 @@ class CheckReport:
     seq: int
     rows: int
     scratch_rows: int
+    from_seq: int = 0  # the seq the replay started from (a truncated log's start)
     mismatches: list[str] = field(default_factory=list)
 
     @property
@@ -39,11 +45,14 @@ async def replay_check(store: ObjectStore, settings: Settings, index: Index, non
     small whatever the index size."""
     cp = await read_checkpoint(store, index)
     scratch = keys.scratch_root(f"check-{index.id}-{nonce}")
-    replay = Materializer(store, index, settings, target=scratch, until=cp.seq)
     live_loc = store.lance_location(keys.index_lance(index.bucket_id, index.id))
     hold = f"{HOLD}check-{nonce}"  # the compared version outlives any prune meanwhile
     held = bool(cp.lance_version) and await anyio.to_thread.run_sync(pin, live_loc, hold, cp.lance_version)
+    start = await read_start(store, keys.index_log(index.bucket_id, index.id))
     try:
+        if start is not None:
+            await _start_from_base(store, live_loc, index, start, scratch, f"{hold}-base")
+        replay = Materializer(store, index, settings, target=scratch, until=cp.seq)
         await replay.run_to_end()
         live_ds = await anyio.to_thread.run_sync(open_version, live_loc, cp.lance_version or None)
         live = await anyio.to_thread.run_sync(row_digests, live_ds)
@@ -53,9 +62,27 @@ async def replay_check(store: ObjectStore, settings: Settings, index: Index, non
             await anyio.to_thread.run_sync(unpin, live_loc, hold)
         async for info in store.list(scratch):
             await store.delete(info.key)
-    report = CheckReport(cp.seq, len(live), len(again))
+    report = CheckReport(cp.seq, len(live), len(again), 0 if start is None else start.seq)
     report.mismatches = await anyio.to_thread.run_sync(_differences, live, again)
     return report
+
+
+async def _start_from_base(
+    store: ObjectStore, live: LanceLocation, index: Index, start: LogStart, scratch: str, hold: str
+) -> None:
+    """Seed the scratch dataset with the base point's version and checkpoint at its seq."""
+    version = 0
+    if start.base_version:
+        if not await anyio.to_thread.run_sync(pin, live, hold, start.base_version):
+            where = keys.log_start(keys.index_log(index.bucket_id, index.id))
+            raise CorruptEvent(where, f"the log's base version {start.base_version} is gone")
+        try:
+            target = store.lance_location(keys.lance_under(scratch))
+            version = await anyio.to_thread.run_sync(copy_version, live, start.base_version, target)
+        finally:
+            await anyio.to_thread.run_sync(unpin, live, hold)
+    doc = {"seq": start.base_seq, "lance_version": version}
+    await store.put(keys.checkpoint_under(scratch), json.dumps(doc).encode())
 
 
 def _differences(live: pa.Table, again: pa.Table) -> list[str]:

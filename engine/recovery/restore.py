@@ -5,7 +5,9 @@ X at seq N", and whose dataset is that state: copied from the newest Lance versi
 (the fast path: ``versions/`` maps the index's restore points, folded seqs, to pinned Lance
 versions; ``engine/materialize/restore_points.py``), then the rest of X's log up to N folded on
 top; or X's whole log from seq 0 if no point precedes N. Because the
-marker names its source, a restored index can itself be rebuilt from logs alone.
+marker names its source, a restored index can itself be rebuilt from logs alone. Under a log
+retention the log starts at a base point (``engine/log/start.py``): a restore goes back to that
+point's time and no further, and says so.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import anyio
 
@@ -21,9 +24,10 @@ from engine import keys
 from engine.catalog.state import Index
 from engine.context import RequestContext
 from engine.dataset import HOLD, copy_version, pin, unpin
-from engine.errors import CorruptEvent, ObjectNotFound, ValidationError
+from engine.errors import CorruptEvent, LogTruncated, ObjectNotFound, ValidationError
 from engine.log import Event, tail_seq
 from engine.log.event import VECTORS_RESTORED, decode_header, encode, json_payload
+from engine.log.start import LogStart, read_start
 from engine.materialize.materializer import Materializer
 from engine.settings import Settings
 from engine.store import ObjectStore
@@ -31,9 +35,25 @@ from engine.store import ObjectStore
 Progress = Callable[[int, int], None]  # (objects folded so far, objects to fold)
 
 
+def too_old(start: LogStart, what: str) -> LogTruncated:
+    oldest = datetime.fromtimestamp(start.base_time, UTC).isoformat(timespec="seconds")
+    return LogTruncated(
+        f"{what} is before the oldest restorable point: the index's log retention "
+        f"({start.retention:g} s) dropped its log before {oldest} (seq {start.base_seq}); "
+        f"restore to {oldest} or later",
+        start.seq,
+    )
+
+
 async def seq_at_time(store: ObjectStore, prefix: str, when: float) -> int:
     """The last seq appended at or before ``when`` (-1 if none): a binary search over headers."""
-    lo, hi = -1, await tail_seq(store, prefix) + 1  # time(lo) <= when < time(hi)
+    start = await read_start(store, prefix)
+    lo = -1
+    if start is not None:
+        if when < start.base_time:
+            raise too_old(start, "that time")
+        lo = start.base_seq  # its object may be gone, but it was appended at base_time <= when
+    hi = await tail_seq(store, prefix, lo) + 1  # time(lo) <= when < time(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         key = keys.log_entry(prefix, mid)
@@ -51,10 +71,15 @@ async def seq_at_time(store: ObjectStore, prefix: str, when: float) -> int:
 
 async def _points(store: ObjectStore, source: Index, upto: int) -> list[tuple[int, int]]:
     """(seq, lance_version) of the restore points of ``source`` at or before ``upto``, newest first."""
+    start = await read_start(store, keys.index_log(source.bucket_id, source.id))
+    if start is not None and upto < start.base_seq:
+        raise too_old(start, f"seq {upto}")
     out: list[tuple[int, int]] = []
     async for info in store.list(keys.index_versions(source.bucket_id, source.id)):
         if keys.seq_of(info.key) > upto:
             break
+        if start is not None and keys.seq_of(info.key) < start.base_seq:
+            continue  # an older point whose log since is gone (pruned at the next prune)
         with contextlib.suppress(ObjectNotFound):  # thinned away since the listing
             doc = json.loads((await store.get(info.key)).data)
             out.append((int(doc["seq"]), int(doc["lance_version"])))
@@ -135,6 +160,13 @@ def check_upto(upto: int, tail: int, what: str) -> int:
     if upto > tail:
         raise ValidationError(f"seq {upto} is beyond the end of the log (the last seq is {tail})", field="to")
     return upto
+
+
+async def check_restorable(store: ObjectStore, index: Index, upto: int) -> None:
+    """Refuse (before anything is written) a seq whose log the index's retention dropped."""
+    start = await read_start(store, keys.index_log(index.bucket_id, index.id))
+    if start is not None and upto < start.base_seq:
+        raise too_old(start, f"seq {upto}")
 
 
 async def last_seq(store: ObjectStore, index: Index) -> int:

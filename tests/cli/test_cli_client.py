@@ -287,11 +287,20 @@ def test_retention_is_set_by_the_owner_and_audited(srv: RunningServer) -> None:
         vectorBucketName="kept", indexName="docs", dataType="float32", dimension=3, distanceMetric="cosine"
     )
     out = ok(run(srv, "retention", "--bucket", "kept", "--index", "docs", "--pitr-window", "2d"))
-    assert "kept/docs keeps restore points for 2d (its own)" in out
+    assert "kept/docs keeps restore points for 2d (its own) and its log forever (the server's default)" in out
+    out = ok(run(srv, "retention", "--bucket", "kept", "--index", "docs", "--log-retention", "30d"))
+    assert "restore points for 2d (its own) and its log for 30d (its own)" in out  # the window stayed
+    out = ok(run(srv, "retention", "--bucket", "kept", "--index", "docs", "--log-retention", "forever"))
+    assert "and its log forever (its own)" in out
     out = ok(run(srv, "retention", "--bucket", "kept", "--index", "docs", "--default"))
-    assert "for 1w (the server's default)" in out
+    assert "for 1w (the server's default) and its log forever (the server's default)" in out
     bad = run(srv, "retention", "--bucket", "kept", "--index", "docs", "--pitr-window", "soon")
     assert bad.exit_code != 0 and "is not a duration" in bad.output
+    for bad in ({"logRetentionSeconds": -5}, {"pitrWindowSeconds": 0}, {"logRetentionSeconds": "soon"}):
+        status, body = admin(srv, "retention", {"vectorBucketName": "kept", "indexName": "docs", **bad})
+        assert status == 400 and body["code"] == "ValidationException", (bad, body)
+    status, body = admin(srv, "retention", {"vectorBucketName": "kept", "indexName": "docs", "logRetentionSeconds": 60})
+    assert status == 200 and body["logRetentionSeconds"] == 60 and body["pitrWindowDefault"], body
     status, body = admin(
         srv, "retention", {"vectorBucketName": "kept", "indexName": "docs", "pitrWindowSeconds": 60}, BOB
     )
@@ -300,5 +309,5 @@ def test_retention_is_set_by_the_owner_and_audited(srv: RunningServer) -> None:
     assert (
         status == 200
         and [(r["operation"], r["principal"], r["outcome"]) for r in records["records"]]
-        == [("SetIndexRetention", ALICE.principal, "accepted")] * 2
+        == [("SetIndexRetention", ALICE.principal, "accepted")] * 5
     ), records

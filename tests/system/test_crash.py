@@ -17,11 +17,11 @@ from pathlib import Path
 from tools import crash
 from tools.crash import Model, Op, Root, Stats
 
-# 25 kills per backend (21 servers, 4 materializers: one at each of the harness's four failpoints);
+# 25 kills per backend (20 servers, 5 materializers: one at each of the harness's failpoints);
 # both backends run at once (their processes mostly wait: server start-up, lease expiry), which
 # keeps CI near 2 minutes.
 ITERATIONS = 25
-MATERIALIZER_KILLS = 4
+MATERIALIZER_KILLS = 5
 
 
 def _model() -> Model:

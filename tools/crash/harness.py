@@ -34,13 +34,18 @@ from tools.crash.model import (
 from tools.crash.procs import Process, Root, free_port, s3vectors_client
 
 # Where materializer kills happen, in turn: between a Lance commit and its checkpoint, during an
-# index build, after restore points were thinned and before their tags move, before Lance's cleanup.
+# index build, after restore points were thinned and before their tags move, before Lance's cleanup,
+# and between a log start's write and the deletion of the log objects before it.
 MATERIALIZER_FAILPOINTS = (
     "materializer.after_lance_commit",
     "materializer.index_build",
     "materializer.prune_points",
     "materializer.prune_cleanup",
+    "materializer.truncate_log",
 )
+# Every process drops log objects a second after a restore point covers them: the harness's
+# restarts, replay checks and takeovers all meet logs whose head is gone.
+LOG_RETENTION_SECONDS = 1
 
 
 class Writer(threading.Thread):
@@ -138,7 +143,11 @@ class Harness:
 
     def env(self, failpoints: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VECLEDGER_")}
-        env |= {"VECLEDGER_LEASE_SECONDS": str(LEASE_SECONDS), "VECLEDGER_BUILD_THRESHOLD": str(BUILD_THRESHOLD)}
+        env |= {
+            "VECLEDGER_LEASE_SECONDS": str(LEASE_SECONDS),
+            "VECLEDGER_BUILD_THRESHOLD": str(BUILD_THRESHOLD),
+            "VECLEDGER_LOG_RETENTION": str(LOG_RETENTION_SECONDS),
+        }
         if self.root.is_s3:
             env.setdefault("AWS_ACCESS_KEY_ID", "test")
             env.setdefault("AWS_SECRET_ACCESS_KEY", "test")
