@@ -18,6 +18,8 @@ from pathlib import Path
 
 from engine.settings import IndexTuning, S3Settings, Settings
 
+MB = 1024 * 1024
+
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 DEV_ACCESS_KEY = "vecledger"
 DEV_SECRET_KEY = "vecledger-dev-secret"
@@ -87,7 +89,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     ``VECLEDGER_REFINE_FACTOR``; the materializer lease time from ``VECLEDGER_LEASE_SECONDS``;
     retention from ``VECLEDGER_PITR_WINDOW``, ``VECLEDGER_VERSION_GRACE``,
     ``VECLEDGER_PRUNE_INTERVAL`` and ``VECLEDGER_LOG_RETENTION`` (seconds; unset keeps the log)
-    and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events)."""
+    and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); the Lance caches from
+    ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``."""
     env = dict(os.environ) if env is None else env
     names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
     tuning = IndexTuning.for_index_type(
@@ -101,6 +104,10 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
         version_grace=float(env.get("VECLEDGER_VERSION_GRACE", Settings.version_grace)),
         prune_interval=float(env.get("VECLEDGER_PRUNE_INTERVAL", Settings.prune_interval)),
         log_retention=float(env["VECLEDGER_LOG_RETENTION"]) if env.get("VECLEDGER_LOG_RETENTION") else None,
+        index_cache_bytes=int(float(env.get("VECLEDGER_INDEX_CACHE_MB", Settings.index_cache_bytes / MB)) * MB),
+        metadata_cache_bytes=int(
+            float(env.get("VECLEDGER_METADATA_CACHE_MB", Settings.metadata_cache_bytes / MB)) * MB
+        ),
         catalog_snapshot_every=int(env.get("VECLEDGER_CATALOG_SNAPSHOT_EVERY", Settings.catalog_snapshot_every)),
         s3=S3Settings(
             endpoint_url=s3_endpoint,

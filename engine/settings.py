@@ -109,3 +109,7 @@ class Settings:
     # log is the audit trail); seconds drop the objects older than that once a restore point covers
     # them (an index may set its own, 0 for forever).
     log_retention: float | None = None
+    # The process's Lance caches (engine/dataset/schema.py): opened vector indexes, and file
+    # metadata (manifests, deletion files), each an LRU of this many bytes shared by every index.
+    index_cache_bytes: int = 256 * 1024 * 1024
+    metadata_cache_bytes: int = 64 * 1024 * 1024

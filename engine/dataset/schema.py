@@ -25,10 +25,18 @@ LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
 
 # One cache of opened indexes and file metadata for the whole process. The materializer publishes a
 # fresh handle per fold; with a session each, every handle would load the vector index (tens of MB
-# at 1M rows) again on its first query and hold its own copy until collected.
-INDEX_CACHE_BYTES = 512 * 1024 * 1024
-METADATA_CACHE_BYTES = 128 * 1024 * 1024
+# at 1M rows) again on its first query and hold its own copy until collected. Its sizes are the
+# engine's settings (``configure_caches``); both caches are LRU, so what they hold past the working
+# set is the indexes and manifests of versions no reader uses any more.
+_caps = (256 * 1024 * 1024, 64 * 1024 * 1024)
 _session: Any = None
+
+
+def configure_caches(index_bytes: int, metadata_bytes: int) -> None:
+    """Size the process's Lance caches; handles opened from now on share a session of that size."""
+    global _caps, _session
+    if (index_bytes, metadata_bytes) != _caps:
+        _caps, _session = (index_bytes, metadata_bytes), None
 
 
 class DatasetNotFound(Exception):
@@ -56,7 +64,7 @@ def _open(location: LanceLocation, version: int | None) -> Any:
     global _session
     if _session is None:
         _session = lance.Session(  # type: ignore[attr-defined]
-            index_cache_size_bytes=INDEX_CACHE_BYTES, metadata_cache_size_bytes=METADATA_CACHE_BYTES
+            index_cache_size_bytes=_caps[0], metadata_cache_size_bytes=_caps[1]
         )
     return lance.dataset(
         location.uri, version=version, storage_options=location.storage_options or None, session=_session

@@ -22,6 +22,7 @@ from engine import memory
 from engine.audit.trail import AuditLog
 from engine.catalog import Catalog
 from engine.clock import Clock, IdSource, RandomIds, SystemClock
+from engine.dataset import configure_caches
 from engine.facade.catalog_ops import CatalogOps
 from engine.facade.recovery_ops import RecoveryOps
 from engine.facade.runtime import IndexRuntime
@@ -104,6 +105,7 @@ class Engine:
     ) -> AsyncIterator[Engine]:
         memory.tune()  # before the first fold: the allocator returns what folds free
         settings = settings or Settings()
+        configure_caches(settings.index_cache_bytes, settings.metadata_cache_bytes)
         clock = clock or SystemClock()
         store = store or await open_store(root, settings, clock)
         engine = cls(store, settings, clock, ids or RandomIds())

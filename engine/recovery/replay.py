@@ -18,10 +18,11 @@ import pyarrow.compute as pc
 from engine import keys
 from engine.catalog.state import Index
 from engine.dataset import HOLD, copy_version, open_version, pin, row_digests, unpin
-from engine.errors import CorruptEvent
+from engine.errors import CorruptEvent, LogTruncated
 from engine.log.start import LogStart, read_start
 from engine.materialize.checkpoint import read_checkpoint
 from engine.materialize.materializer import Materializer
+from engine.recovery.restore import TRUNCATION_RETRIES, clear
 from engine.settings import Settings
 from engine.store import LanceLocation, ObjectStore
 
@@ -48,20 +49,27 @@ async def replay_check(store: ObjectStore, settings: Settings, index: Index, non
     live_loc = store.lance_location(keys.index_lance(index.bucket_id, index.id))
     hold = f"{HOLD}check-{nonce}"  # the compared version outlives any prune meanwhile
     held = bool(cp.lance_version) and await anyio.to_thread.run_sync(pin, live_loc, hold, cp.lance_version)
-    start = await read_start(store, keys.index_log(index.bucket_id, index.id))
     try:
-        if start is not None:
-            await _start_from_base(store, live_loc, index, start, scratch, f"{hold}-base")
-        replay = Materializer(store, index, settings, target=scratch, until=cp.seq)
-        await replay.run_to_end()
+        for attempt in range(TRUNCATION_RETRIES):
+            start = await read_start(store, keys.index_log(index.bucket_id, index.id))
+            try:
+                if start is not None:
+                    await _start_from_base(store, live_loc, index, start, scratch, f"{hold}-base")
+                replay = Materializer(store, index, settings, target=scratch, until=cp.seq)
+                await replay.run_to_end()
+                break
+            except LogTruncated:
+                # Log retention moved the start on meanwhile (a prune elsewhere): from the new base.
+                if attempt == TRUNCATION_RETRIES - 1:
+                    raise
+                await clear(store, scratch)
         live_ds = await anyio.to_thread.run_sync(open_version, live_loc, cp.lance_version or None)
         live = await anyio.to_thread.run_sync(row_digests, live_ds)
         again = await anyio.to_thread.run_sync(row_digests, replay.dataset.snapshot())
     finally:
         if held:
             await anyio.to_thread.run_sync(unpin, live_loc, hold)
-        async for info in store.list(scratch):
-            await store.delete(info.key)
+        await clear(store, scratch)
     report = CheckReport(cp.seq, len(live), len(again), 0 if start is None else start.seq)
     report.mismatches = await anyio.to_thread.run_sync(_differences, live, again)
     return report

@@ -105,6 +105,48 @@ async def _copy_start(store: ObjectStore, source: Index, upto: int, into: str, h
     return None
 
 
+TRUNCATION_RETRIES = 3
+
+
+async def clear(store: ObjectStore, prefix: str) -> None:
+    """Delete every object under ``prefix`` (a scratch or half-built dataset)."""
+    async for info in store.list(prefix):
+        with contextlib.suppress(ObjectNotFound):
+            await store.delete(info.key)
+
+
+async def _replay(
+    store: ObjectStore,
+    settings: Settings,
+    source: Index,
+    upto: int,
+    target: Index,
+    hold: str,
+    progress: Progress | None,
+) -> tuple[int, Materializer]:
+    """Copy the newest point of ``source`` at or before ``upto`` into ``target``'s dataset and fold
+    the log from there up to ``upto``; (objects folded, the replay)."""
+    root = keys.index_root(target.bucket_id, target.id)
+    replay_key = keys.restore_checkpoint(root, 0)
+    start = await _copy_start(store, source, upto, keys.lance_under(root), hold)
+    if start is not None:
+        await store.put(replay_key, json.dumps({"seq": start[0], "lance_version": start[1]}).encode())
+    replay = Materializer(
+        store,
+        replace(source, non_filterable_keys=target.non_filterable_keys),
+        settings,
+        target=root,
+        until=upto,
+        checkpoint_key=replay_key,
+    )
+    done, total = 0, upto - (start[0] if start else -1)
+    while folded := await replay.run_once():
+        done += folded
+        if progress is not None:
+            progress(done, total)
+    return done, replay
+
+
 async def build_restored(
     store: ObjectStore,
     settings: Settings,
@@ -126,23 +168,20 @@ async def build_restored(
     }
     ev = Event.new(ctx, id=event_id, type=VECTORS_RESTORED, time=now, payload=json_payload(marker))
     await store.put_if_absent(keys.log_entry(keys.index_log(target.bucket_id, target.id), 0), encode(0, now, [ev]))
-    replay_key = keys.restore_checkpoint(root, 0)
-    start = await _copy_start(store, source, upto, keys.lance_under(root), f"{HOLD}{event_id}")
-    if start is not None:
-        await store.put(replay_key, json.dumps({"seq": start[0], "lance_version": start[1]}).encode())
-    replay = Materializer(
-        store,
-        replace(source, non_filterable_keys=target.non_filterable_keys),
-        settings,
-        target=root,
-        until=upto,
-        checkpoint_key=replay_key,
-    )
-    done, total = 0, upto - (start[0] if start else -1)
-    while folded := await replay.run_once():
-        done += folded
-        if progress is not None:
-            progress(done, total)
+    for attempt in range(TRUNCATION_RETRIES):
+        try:
+            done, replay = await _replay(store, settings, source, upto, target, f"{HOLD}{event_id}", progress)
+            break
+        except LogTruncated:
+            # The source's log start moved on while this replayed (a prune in the process that folds
+            # it): start again from the newer base, if the seq is still restorable.
+            start = await read_start(store, keys.index_log(source.bucket_id, source.id))
+            if start is not None and upto < start.base_seq:
+                raise too_old(start, f"seq {upto}") from None
+            if attempt == TRUNCATION_RETRIES - 1:
+                raise
+            await clear(store, keys.lance_under(root))
+            await clear(store, keys.restore_checkpoint(root, 0))
     # A replay folds without maintaining the vector index (one build at the end beats a build and
     # retrains along the way); a copied version carries its index, which this only extends.
     await anyio.to_thread.run_sync(replay.dataset.open)

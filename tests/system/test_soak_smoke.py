@@ -1,19 +1,23 @@
-"""The soak instrument runs end to end (``--quick``): samples over time, a plot, exact restores to
-three moments of the churn, and pruning visible in the Lance versions; no timing asserts."""
+"""The soak instrument runs end to end (``--quick``, on a folder and on S3 through moto): samples
+over time, a plot, exact restores to three moments of the churn, and pruning visible in the Lance
+versions; no timing asserts."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.system.tool_run import run_tool
 
 FIELDS = {"t", "phase", "disk_mb", "files", "log_mb", "lance_versions", "rss_mb", "query_p50_ms"}
 
 
-def test_quick_soak_samples_prunes_and_restores_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_quick_soak_samples_prunes_and_restores_exactly(tmp_path: Path, backend: str) -> None:
     out, png = tmp_path / "soak.json", tmp_path / "soak.png"
-    run = run_tool("soak", tmp_path, "--quick", "--json", str(out), "--png", str(png))
+    run = run_tool("soak", tmp_path, "--quick", "--backend", backend, "--json", str(out), "--png", str(png))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| lance_versions |" in run.stdout  # the markdown table
     doc = json.loads(out.read_text())

@@ -23,20 +23,35 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
+    """``root`` is a folder; with ``s3_endpoint``, ``s3_root`` (``s3://bucket/prefix``) on that
+    endpoint is served instead, and ``root`` holds only the server's log."""
+
+    def __init__(
+        self,
+        root: Path,
+        env: dict[str, str] | None = None,
+        *,
+        s3_root: str | None = None,
+        s3_endpoint: str | None = None,
+    ) -> None:
         self.root = root
+        self.s3_root = s3_root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
             str(Path(sys.executable).with_name("vecledger")),
             "serve",
             "--root",
-            str(root),
+            s3_root or str(root),
             "--port",
             str(self.port),
             "--dev",
         ]
+        if s3_endpoint:
+            cmd += ["--s3-endpoint", s3_endpoint]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("VECLEDGER_")} | (env or {})
+        if s3_endpoint:
+            full_env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"} | full_env
         # The server's log (one line per fold, with its timings) goes next to its root: a pipe
         # nobody reads would fill up and stall the server.
         root.parent.mkdir(parents=True, exist_ok=True)

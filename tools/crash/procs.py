@@ -97,13 +97,15 @@ class Root:
             raise
 
     def last_log_seq(self, bucket_id: str, index_id: str) -> int:
-        """The highest seq in an index's log (-1: empty): galloping probes, the log has no gaps."""
+        """The highest seq in an index's log (-1: empty): galloping probes, the log has no gaps
+        after its start (seq 0, or where log retention says it starts now)."""
         prefix = keys.index_log(bucket_id, index_id)
 
         def present(seq: int) -> bool:
             return self.exists(keys.log_entry(prefix, seq))
 
-        lo, step = -1, 1
+        start = self.read(keys.log_start(prefix))
+        lo, step = (-1 if start is None else int(json.loads(start)["seq"]) - 1), 1
         while present(lo + step):
             lo, step = lo + step, step * 2
         hi = lo + step

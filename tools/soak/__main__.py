@@ -13,8 +13,8 @@ targets are in docs/performance.md; ``--quick`` is the CI smoke run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import random
 import shutil
 import sys
@@ -27,30 +27,12 @@ import numpy as np
 
 from engine import keys
 from engine.dataset import version_times
-from engine.store import LanceLocation
 from tools.bench.clients import signed_post
 from tools.bench.server import Server
+from tools.crash.procs import moto_server
+from tools.soak.measure import RootView
 
 BUCKET, INDEX = "soak", "edited"
-
-
-def index_ids(root: Path) -> tuple[str, str]:
-    """(bucket id, index id) of the soak's index: the first one created on this root."""
-    bucket_id = next(p.name for p in (root / keys.DATA).iterdir())
-    index_id = min((p for p in (root / keys.DATA / bucket_id).iterdir()), key=lambda p: p.stat().st_ctime).name
-    return bucket_id, index_id
-
-
-def disk(root: Path) -> tuple[int, int]:
-    total = files = 0
-    for dirpath, _, names in os.walk(root):
-        for n in names:
-            try:
-                total += os.stat(os.path.join(dirpath, n)).st_size
-                files += 1
-            except FileNotFoundError:
-                pass
-    return total, files
 
 
 def rss(server: Server) -> int:
@@ -83,17 +65,18 @@ def query_p50(client: Any, d: int, rng: np.random.Generator, n: int = 30) -> flo
     return float(np.percentile(ms, 50))
 
 
-def sample(server: Server, client: Any, d: int, rng: np.random.Generator, started: float, phase: str) -> dict[str, Any]:
-    root_bytes, files = disk(server.root)
-    ids = index_ids(server.root)
-    lance = server.root / keys.index_lance(*ids)
+def sample(
+    server: Server, view: RootView, client: Any, d: int, rng: np.random.Generator, started: float, phase: str
+) -> dict[str, Any]:
+    root_bytes, files = view.sizes()
+    ids = view.index_ids()
     return {
         "t": round(time.monotonic() - started, 1),
         "phase": phase,
         "disk_mb": round(root_bytes / 1e6, 1),
         "files": files,
-        "log_mb": round(disk(server.root / keys.index_log(*ids))[0] / 1e6, 1),
-        "lance_versions": len(version_times(LanceLocation(str(lance)))),
+        "log_mb": round(view.sizes(keys.index_log(*ids))[0] / 1e6, 1),
+        "lance_versions": len(version_times(view.lance(*ids))),
         "rss_mb": round(rss(server) / 1e6, 1),
         "query_p50_ms": round(query_p50(client, d, rng), 2),
     }
@@ -164,14 +147,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=Path("soak-results.json"))
     ap.add_argument("--png", type=Path, default=Path("soak.png"))
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument(
+        "--server-env", action="append", default=[], metavar="NAME=VALUE", help="a server setting (repeatable)"
+    )
+    ap.add_argument("--backend", choices=("local", "s3"), default="local", help="s3: an in-process moto server")
+    ap.add_argument("--s3-endpoint", help="with --backend s3: this endpoint instead of moto")
     a = ap.parse_args(argv)
     if a.quick:
         a.vectors, a.dim, a.minutes, a.sample, a.batch = 2_000, 16, 30 / 60, 8.0, 50
+    with contextlib.ExitStack() as stack:
+        if a.backend == "s3":
+            endpoint = a.s3_endpoint or stack.enter_context(moto_server())
+            return soak(a, RootView.s3(endpoint, "soak", "root"))
+        return soak(a, None)
+
+
+def soak(a: argparse.Namespace, view: RootView | None) -> int:
     work = Path(tempfile.mkdtemp(prefix="vecledger-soak-"))
     rng = np.random.default_rng(7)
     pick = random.Random(7)
     env = {"VECLEDGER_BUILD_THRESHOLD": "1000"} if a.quick else {}
-    server = Server(work / "root", env=env)
+    env |= dict(item.split("=", 1) for item in a.server_env)
+    if view is None:
+        view = RootView(local=work / "root")
+        server = Server(work / "root", env=env)
+    else:
+        server = Server(work / "root", env=env, s3_root=view.root, s3_endpoint=view.endpoint)
     samples: list[dict[str, Any]] = []
     try:
         client = server.client()
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         started = time.monotonic()
         settle(server, quiet=5)
-        samples.append(sample(server, client, a.dim, rng, started, "loaded"))
+        samples.append(sample(server, view, client, a.dim, rng, started, "loaded"))
         print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
         end = time.monotonic() + a.minutes * 60
         marks = [started + (end - started) * f for f in (0.3, 0.6, 0.9)]
@@ -211,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
                 kept.append((time.time(), {k: v.tobytes() for k, v in model.items()}))
                 time.sleep(0.05)
             if time.monotonic() >= next_sample:
-                samples.append(sample(server, client, a.dim, rng, started, "churn"))
+                samples.append(sample(server, view, client, a.dim, rng, started, "churn"))
                 print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
                 next_sample = time.monotonic() + a.sample
         settle(server, quiet=8)
-        samples.append(sample(server, client, a.dim, rng, started, "settled"))
+        samples.append(sample(server, view, client, a.dim, rng, started, "settled"))
         restores = []
         for n, (when, want) in enumerate(kept):
             into = f"back-{n}"
