@@ -89,7 +89,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     ``VECLEDGER_REFINE_FACTOR``; the materializer lease time from ``VECLEDGER_LEASE_SECONDS``;
     retention from ``VECLEDGER_PITR_WINDOW``, ``VECLEDGER_VERSION_GRACE``,
     ``VECLEDGER_PRUNE_INTERVAL`` and ``VECLEDGER_LOG_RETENTION`` (seconds; unset keeps the log)
-    and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); the Lance caches from
+    and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); when an idle materializer parks from
+    ``VECLEDGER_MATERIALIZE_IDLE_EXIT`` (seconds); the Lance caches from
     ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``."""
     env = dict(os.environ) if env is None else env
     names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
@@ -109,6 +110,7 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
             float(env.get("VECLEDGER_METADATA_CACHE_MB", Settings.metadata_cache_bytes / MB)) * MB
         ),
         catalog_snapshot_every=int(env.get("VECLEDGER_CATALOG_SNAPSHOT_EVERY", Settings.catalog_snapshot_every)),
+        materialize_idle_exit=float(env.get("VECLEDGER_MATERIALIZE_IDLE_EXIT", Settings.materialize_idle_exit)),
         s3=S3Settings(
             endpoint_url=s3_endpoint,
             region=env.get("VECLEDGER_S3_REGION", region),

@@ -167,7 +167,8 @@ class IndexGauges:
         with anyio.move_on_after(SCRAPE_DEADLINE):
             async with anyio.create_task_group() as tg:
                 for index_id, live in open_now.items():
-                    tg.start_soon(probe, live, out[index_id])
+                    if not live.materializer.parked:  # parked: folded, and idle since (activity.py)
+                        tg.start_soon(probe, live, out[index_id])
         return list(out.values())
 
     async def families(self) -> list[Metric]:

@@ -13,6 +13,8 @@ CATALOG_LOG = "catalog/log/"
 AUDIT_LOG = "audit/log/"
 # Every index's objects, under data/<bucket id>/<index id>/.
 DATA = "data/"
+# One small object per index with writes to fold (engine/materialize/activity.py).
+ACTIVITY = "activity/"
 
 
 def seq_name(seq: int) -> str:
@@ -98,3 +100,14 @@ def scratch_root(name: str) -> str:
 
 def index_lease(bucket_id: str, index_id: str) -> str:
     return index_root(bucket_id, index_id) + "lease"
+
+
+def activity(bucket_id: str, index_id: str) -> str:
+    """The mark of an index that has (or recently had) writes to fold."""
+    return f"{ACTIVITY}{bucket_id}/{index_id}"
+
+
+def activity_ids(key: str) -> tuple[str, str]:
+    """(bucket id, index id) of an activity mark."""
+    bucket_id, index_id = key[len(ACTIVITY) :].split("/", 1)
+    return bucket_id, index_id

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Durations for metrics only: they never feed a decision, so they need not go through the injected
 # ``Clock`` (a test's ManualClock would report every append as taking no time).
@@ -80,4 +80,15 @@ def log_kind(prefix: str) -> str:
 VERSIONS_REMOVED = Counter(
     "vecledger_materializer_versions_removed",
     "Lance versions removed by restore-point pruning (Lance's cleanup of versions no point pins).",
+)
+
+PARKED = Gauge(
+    "vecledger_materializers_parked",
+    "Materializers of open indexes parked for want of work (no polling until a write wakes them).",
+)
+
+STORE_REQUESTS = Counter(
+    "vecledger_store_requests",
+    "Requests to the object store (S3 calls, or file operations on a folder), by kind.",
+    ["op"],
 )

@@ -81,6 +81,15 @@ class Settings:
     materialize_interval: float = 0.2
     # An idle materializer polls the log for other processes' writes at most this far apart.
     materialize_idle_interval: float = 5.0
+    # After this many seconds without a fold, an index's materializer parks: its lease released,
+    # its activity mark removed, no polling until a write in this process or a mark of another's
+    # wakes it (engine/materialize/activity.py). A process checks the marks (one listing) every
+    # ``materialize_idle_interval``, so idle indexes cost nothing, however many there are.
+    materialize_idle_exit: float = 60.0
+    # An idle open index (its materializer parked) is closed after this many seconds unused, and
+    # the least recently used idle ones past this many open indexes (engine/facade/runtime.py).
+    index_close_after: float = 900.0
+    max_open_indexes: int = 2_000
     # The last unindexed rows are indexed once this many polls in a row found nothing to fold
     # (~1.4 s of quiet at the intervals above): each query pays 2-4 ms for unindexed rows, and
     # indexing them costs ~1.2 s of CPU at 1M rows, too much to pay after every trickle of writes.
@@ -111,5 +120,8 @@ class Settings:
     log_retention: float | None = None
     # The process's Lance caches (engine/dataset/schema.py): opened vector indexes, and file
     # metadata (manifests, deletion files), each an LRU of this many bytes shared by every index.
-    index_cache_bytes: int = 256 * 1024 * 1024
-    metadata_cache_bytes: int = 64 * 1024 * 1024
+    # An edited index leaves the indexes of its past versions in the cache until they are evicted,
+    # and Lance counts ~60% of what they take: the caps bound RSS (docs/performance.md, long life).
+    # Raise the index cache for indexes of millions of vectors (VECLEDGER_INDEX_CACHE_MB).
+    index_cache_bytes: int = 128 * 1024 * 1024
+    metadata_cache_bytes: int = 32 * 1024 * 1024

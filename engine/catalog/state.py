@@ -9,6 +9,7 @@ requests are refused before they reach the log.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -93,6 +94,12 @@ class CatalogState:
     deleted_indexes: dict[str, Index] = field(default_factory=dict)
     deleted_at: dict[str, float] = field(default_factory=dict)  # index id -> deletion time
 
+    def __post_init__(self) -> None:
+        # Live buckets per account and indexes per bucket: the limits are checked at every create,
+        # and a count by scan would make folding a catalog of 10,000 indexes quadratic.
+        self._buckets_per_account = Counter(b.account for b in self.buckets.values())
+        self._indexes_per_bucket = Counter(i.bucket_id for i in self.indexes.values())
+
     def apply(self, event: Event) -> VecledgerError | None:
         """Fold one event; returns why it was rejected (and left no trace), or None."""
         return self._run(event, dry=False)
@@ -176,7 +183,7 @@ class CatalogState:
     def _bucket_created(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
         if (p["account"], p["name"]) in self.bucket_names:
             raise BucketAlreadyExists(f"vector bucket {p['name']!r} already exists")
-        if sum(1 for b in self.buckets.values() if b.account == p["account"]) >= MAX_BUCKETS_PER_ACCOUNT:
+        if self._buckets_per_account[p["account"]] >= MAX_BUCKETS_PER_ACCOUNT:
             raise QuotaExceeded(f"an account may have at most {MAX_BUCKETS_PER_ACCOUNT} vector buckets")
         if dry:
             return
@@ -191,15 +198,17 @@ class CatalogState:
         )
         self.buckets[b.id] = b
         self.bucket_names[(b.account, b.name)] = b.id
+        self._buckets_per_account[b.account] += 1
 
     def _bucket_deleted(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
         b = self._bucket_by_id(p["bucket_id"])
-        if any(i.bucket_id == b.id for i in self.indexes.values()):
+        if self._indexes_per_bucket[b.id]:
             raise BucketNotEmpty(f"vector bucket {b.name!r} still has indexes; delete them first")
         if dry:
             return
         del self.buckets[b.id]
         del self.bucket_names[(b.account, b.name)]
+        self._buckets_per_account[b.account] -= 1
         self.deleted_buckets[b.id] = b
 
     def _policy_put(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
@@ -223,7 +232,7 @@ class CatalogState:
         b = self._bucket_by_id(p["bucket_id"])
         if (b.id, p["name"]) in self.index_names:
             raise IndexAlreadyExists(f"index {p['name']!r} already exists in {b.name!r}")
-        if sum(1 for i in self.indexes.values() if i.bucket_id == b.id) >= MAX_INDEXES_PER_BUCKET:
+        if self._indexes_per_bucket[b.id] >= MAX_INDEXES_PER_BUCKET:
             raise QuotaExceeded(f"a vector bucket may hold at most {MAX_INDEXES_PER_BUCKET} indexes")
         if dry:
             return
@@ -246,6 +255,7 @@ class CatalogState:
         )
         self.indexes[idx.id] = idx
         self.index_names[(b.id, idx.name)] = idx.id
+        self._indexes_per_bucket[b.id] += 1
 
     def _index_deleted(self, p: dict[str, Any], ev: Event, dry: bool) -> None:
         idx = self._index_by_id(p["index_id"])
@@ -253,6 +263,7 @@ class CatalogState:
             return
         del self.indexes[idx.id]
         del self.index_names[(idx.bucket_id, idx.name)]
+        self._indexes_per_bucket[idx.bucket_id] -= 1
         self.deleted_indexes[idx.id] = idx
         self.deleted_at[idx.id] = ev.time
 

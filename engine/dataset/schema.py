@@ -28,7 +28,7 @@ LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
 # at 1M rows) again on its first query and hold its own copy until collected. Its sizes are the
 # engine's settings (``configure_caches``); both caches are LRU, so what they hold past the working
 # set is the indexes and manifests of versions no reader uses any more.
-_caps = (256 * 1024 * 1024, 64 * 1024 * 1024)
+_caps = (128 * 1024 * 1024, 32 * 1024 * 1024)
 _session: Any = None
 
 

@@ -113,9 +113,8 @@ class Engine:
             await engine.catalog.refresh()
             async with anyio.create_task_group() as tg:
                 engine.runtime.start(tg)
-                for index in list(engine.catalog.state.indexes.values()):
-                    await engine.runtime.open(index)
                 if settings.run_materializers:
+                    await engine.runtime.poll(engine.catalog)  # the indexes left with writes to fold
                     tg.start_soon(engine.runtime.follow, engine.catalog)
                 yield engine
                 tg.cancel_scope.cancel()

@@ -1,9 +1,11 @@
 """The indexes this process has open (``LiveIndex``: appender, tail, snapshot) and their materializers.
 
-An index is opened once per process, on first use or at start, and its materializer runs as a
-task of the engine's task group (when ``settings.run_materializers``). Indexes other processes
-create are followed through the catalog log, so every materializing process is a candidate for
-every index's lease, requests or not.
+An index is opened once per process, on first use or when its activity mark says it has writes to
+fold (``engine/materialize/activity.py``), and its materializer runs as a task of the engine's
+task group (when ``settings.run_materializers``), parked while it has nothing to do. Nothing is
+opened at start but the marked indexes, and an idle process costs two requests per
+``materialize_idle_interval`` (a catalog probe, a listing of the marks), whatever the number of
+indexes: every materializing process is a candidate for the lease of every index with work.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from anyio.abc import TaskGroup
 from engine.catalog import Catalog, Index
 from engine.clock import Clock, IdSource
 from engine.errors import CorruptEvent, StoreUnavailable, VecledgerError
+from engine.materialize import activity
 from engine.materialize.schedule import keep_folding
 from engine.serving.live_index import LiveIndex
 from engine.settings import Settings
@@ -36,6 +39,7 @@ class IndexRuntime:
         self._opening = anyio.Lock()
         self._tg: TaskGroup | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
+        self._used: dict[str, float] = {}  # index id -> monotonic time of its last open()
 
     def start(self, tg: TaskGroup) -> None:
         """Run materializers (of indexes opened from now on) in ``tg``."""
@@ -52,17 +56,37 @@ class IndexRuntime:
         return self._live.get(index_id)
 
     async def open(self, index: Index) -> LiveIndex:
+        self._used[index.id] = self.clock.monotonic()
         live = self._live.get(index.id)
         if live is not None:
+            self._live[index.id] = self._live.pop(index.id)  # most recently used last
             return live
         async with self._opening:
             if index.id not in self._live:
+                self.close_cold(over=self.settings.max_open_indexes - 1)
                 live = LiveIndex(self.store, index, self.settings, self.clock, self.ids, self.holder)
                 await live.open()
                 self._live[index.id] = live
                 if self.settings.run_materializers and self._tg is not None:
                     self._tg.start_soon(self._materialize, live)
         return self._live[index.id]
+
+    def _idle(self, live: LiveIndex) -> bool:
+        """Nothing of it runs: a parked materializer, or none in this process."""
+        return live.materializer.parked or not (self.settings.run_materializers and self._tg is not None)
+
+    def close_cold(self, over: int | None = None) -> int:
+        """Close idle indexes unused for ``index_close_after`` seconds, and, past ``over`` open
+        indexes, the least recently used idle ones. A request still holding a closed one finishes
+        with it (it reads its log and snapshot as before); the next opens the index again."""
+        now, closed = self.clock.monotonic(), 0
+        for index_id, live in list(self._live.items()):  # least recently used first
+            old = now - self._used.get(index_id, now) >= self.settings.index_close_after
+            crowded = over is not None and len(self._live) > over
+            if (old or crowded) and self._idle(live):
+                self.forget(index_id)
+                closed += 1
+        return closed
 
     async def _materialize(self, live: LiveIndex) -> None:
         with anyio.CancelScope() as scope:
@@ -76,11 +100,13 @@ class IndexRuntime:
                     await live.materializer.release()  # let another process take over at once
 
     def forget(self, index_id: str) -> None:
-        """The index was deleted: stop its materializer and drop what this process holds for it."""
+        """Stop the index's materializer and drop what this process holds for it (the index was
+        deleted, or is closed when cold)."""
         scope = self._scopes.pop(index_id, None)
         if scope is not None:
             scope.cancel()
         live = self._live.pop(index_id, None)
+        self._used.pop(index_id, None)
         if live is not None:
             live.close()
 
@@ -92,20 +118,28 @@ class IndexRuntime:
                 await live.materializer.release()
 
     async def follow(self, catalog: Catalog) -> None:
-        """Open indexes other processes create, forget those they delete, and adopt their changes
-        (a text search configuration to backfill), forever."""
+        """``poll`` forever."""
         while True:
             await self.clock.sleep(self.settings.materialize_idle_interval)
-            try:
-                state = await catalog.refresh()
-                await catalog.snapshot_if_due(self.settings.catalog_snapshot_every)
-            except StoreUnavailable:
-                continue
-            for index in list(state.indexes.values()):
-                live = self._live.get(index.id)
-                if live is None:
-                    await self.open(index)
-                elif live.index != index:
-                    live.adopt(index)
-            for index_id in [i for i in self._live if i not in state.indexes]:
+            with contextlib.suppress(StoreUnavailable):
+                await self.poll(catalog)
+
+    async def poll(self, catalog: Catalog) -> None:
+        """Adopt other processes' catalog changes for the open indexes (a text search configuration
+        to backfill), forget deleted ones, and wake (opening them) the materializers of the
+        indexes marked active."""
+        state = await catalog.refresh()
+        await catalog.snapshot_if_due(self.settings.catalog_snapshot_every)
+        self.close_cold()
+        for index_id, live in list(self._live.items()):
+            index = state.indexes.get(index_id)
+            if index is None:
                 self.forget(index_id)
+            elif live.index != index:
+                live.adopt(index)
+        for bucket_id, index_id in await activity.marked(self.store):
+            index = state.indexes.get(index_id)
+            if index is not None and index_id not in self.failed:
+                (await self.open(index)).materializer.wake()
+            elif index_id in state.deleted_indexes:
+                await activity.unmark(self.store, bucket_id, index_id)

@@ -87,6 +87,7 @@ class Materializer:
         self.leftovers_due = True
         self._idle_runs = 0
         self.lease = lease
+        self.parked = False  # no work, no polling: waiting for a write to wake it (schedule.py)
         # Restore points of this index (its own materializer: replays are thrown away whole).
         self.points = Pruner(store, settings, self.dataset.location) if target is None else None
 
@@ -99,6 +100,12 @@ class Materializer:
             self.checkpoint = await read_checkpoint(self.store, self.index, self.checkpoint_key)
             await anyio.to_thread.run_sync(self.dataset.open)
         return self.checkpoint
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is left to do until the next write: index upkeep and pruning are done."""
+        pruning = self.points is not None and self.points.unpruned
+        return not (self.maintenance_due or self.leftovers_due or pruning)
 
     @property
     def leading(self) -> bool:

@@ -5,14 +5,18 @@ processes are found that way; this process's own writes wake it at once); after 
 writes pile up for one ``materialize_interval`` (a Lance commit per append would leave thousands
 of versions and fragments behind); a backlog is folded at once; failures back off; a corrupt event
 stops this index's folding for good, and a lost lease hands it to the process that took it.
+After ``materialize_idle_exit`` seconds without a fold it parks: no polling, its lease released
+and its activity mark removed, until a write or a mark wakes it (``activity.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 from engine import metrics
 from engine.errors import CorruptEvent, LeaseLost
+from engine.materialize import activity
 from engine.materialize.materializer import Materializer
 
 log = logging.getLogger("vecledger.materializer")
@@ -21,16 +25,24 @@ log = logging.getLogger("vecledger.materializer")
 async def keep_folding(m: Materializer) -> None:
     """Fold ``m``'s index forever (until cancelled, or a corrupt event, which it raises)."""
     settings = m.settings
+    clock = m.store.clock
     base = settings.materialize_interval
     delay = base
+    busy_at = clock.monotonic()  # when the last fold that found work started
     while True:
         try:
+            started = clock.monotonic()
             folded = await m.run_once()
             if folded >= settings.fold_max_events:
+                busy_at = started
                 continue  # a backlog: keep folding
             if folded:
+                busy_at = started
                 delay = base
-                await m.store.clock.sleep(base)
+                await clock.sleep(base)
+                continue
+            if clock.monotonic() - busy_at >= settings.materialize_idle_exit and await _park(m):
+                busy_at, delay = clock.monotonic(), base
                 continue
             delay = min(settings.materialize_idle_interval, delay * 2)
             if not m.leading and m.lease is not None:
@@ -51,3 +63,21 @@ async def keep_folding(m: Materializer) -> None:
             delay = min(settings.materialize_idle_interval, delay * 2)
         if await m.woken(delay):
             delay = base
+
+
+async def _park(m: Materializer) -> bool:
+    """Stop polling until woken, if nothing is left to do; False if there is (fold on)."""
+    if m.leading and m.checkpoint is not None:
+        if not m.settled:
+            return False  # index upkeep the writes deferred is still to come
+        if not await activity.settle(m.store, m.index, m.checkpoint.seq):
+            return False
+        await m.release()
+    metrics.PARKED.inc()
+    m.parked = True
+    try:
+        await m.woken(math.inf)
+    finally:
+        m.parked = False
+        metrics.PARKED.dec()
+    return True

@@ -8,6 +8,7 @@ every acknowledged write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from functools import partial
 from typing import Any
@@ -23,6 +24,7 @@ from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Unavaila
 from engine.log import Appender, EventObject, read_log
 from engine.log.event import ARROW, TEXT_SEARCH_CHANGED, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
 from engine.log.payload import VectorBatch, Vectors, encode_vectors, parse_metadata
+from engine.materialize.activity import ActivityMark
 from engine.materialize.checkpoint import Checkpoint, read_checkpoint
 from engine.materialize.lease import Lease
 from engine.materialize.materializer import Materializer
@@ -56,6 +58,7 @@ class LiveIndex:
         self.materializer = Materializer(store, index, settings, publish=self.publish, lease=lease)
         self.materializer.dataset.text_pairs = config_pairs(index.text_search)
         self._appender: Appender | None = None
+        self.activity = ActivityMark(store, index, clock, settings.materialize_idle_exit)
         self._encoding: dict[str, VectorBatch] = {}  # event id -> rows, while its append is in flight
         self._refresh_lock = anyio.Lock(fast_acquire=True)
         self._last_checkpoint_poll = 0.0
@@ -124,7 +127,11 @@ class LiveIndex:
                     # Never skip an entry: reads keep the last good state, writes are refused.
                     log.error("index %s: %s; serving the state before it, refusing writes", self.index.id, e)
                     self.corrupt = e
-            if not self.materializer.leading and self.clock.monotonic() - self._last_checkpoint_poll >= CHECKPOINT_POLL:
+            # Another process folds this index: adopt its checkpoints now and then. Not while this
+            # process's materializer is parked: then nobody folds (a write marks the index, which
+            # wakes it within a poll), and a read of an idle index costs one request, not two.
+            m = self.materializer
+            if not (m.leading or m.parked) and self.clock.monotonic() - self._last_checkpoint_poll >= CHECKPOINT_POLL:
                 self._last_checkpoint_poll = self.clock.monotonic()
                 cp = await read_checkpoint(self.store, self.index)
                 # A newer seq, or the same seq on a newer Lance version (its index maintained).
@@ -140,7 +147,14 @@ class LiveIndex:
                 f"index {self.index.name!r} cannot take writes: its log is corrupt at {self.corrupt.key} "
                 "(restore the object from a backup, or restore the index to a seq before it)"
             )
+        marked = self.activity.due()
+        if marked:
+            await self.activity.mark()
         seq = await self._appender.append(events)
+        self.activity.appended()
+        if marked:
+            with contextlib.suppress(StoreUnavailable):  # the write is durable: never fail it now
+                await self.activity.mark()
         if self.tail.seq < seq:
             await self.refresh()
         self.materializer.wake()

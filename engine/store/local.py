@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
+from engine import metrics
 from engine.clock import Clock, SystemClock
 from engine.errors import ObjectNotFound, PreconditionFailed
 from engine.store.base import Blob, LanceLocation, ObjectInfo
@@ -162,15 +163,19 @@ class LocalStore:
                 raise
 
     async def put_if_absent(self, key: str, data: bytes) -> str:
+        metrics.STORE_REQUESTS.labels("put").inc()
         return await anyio.to_thread.run_sync(self._put_if_absent, key, data)
 
     async def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        metrics.STORE_REQUESTS.labels("put").inc()
         return await anyio.to_thread.run_sync(self._put_if_match, key, data, etag)
 
     async def put(self, key: str, data: bytes) -> str:
+        metrics.STORE_REQUESTS.labels("put").inc()
         return await anyio.to_thread.run_sync(self._put, key, data)
 
     async def get(self, key: str) -> Blob:
+        metrics.STORE_REQUESTS.labels("get").inc()
         # Most gets are freshness probes of the next log entry, which does not exist yet: a stat
         # on the event loop (microseconds) answers those without a hop to a worker thread.
         if not os.path.exists(self._path(key)):
@@ -178,17 +183,21 @@ class LocalStore:
         return await anyio.to_thread.run_sync(self._get, key)
 
     async def get_range(self, key: str, start: int, end: int) -> bytes:
+        metrics.STORE_REQUESTS.labels("get").inc()
         return await anyio.to_thread.run_sync(self._get_range, key, start, end)
 
     async def head(self, key: str) -> ObjectInfo:
+        metrics.STORE_REQUESTS.labels("head").inc()
         # A stat, not a read: HEAD is the freshness probe on every read, so it must be cheap.
         return await anyio.to_thread.run_sync(self._head, key)
 
     async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[ObjectInfo]:
+        metrics.STORE_REQUESTS.labels("list").inc()
         for info in await anyio.to_thread.run_sync(self._list, prefix, start_after):
             yield info
 
     async def delete(self, key: str) -> None:
+        metrics.STORE_REQUESTS.labels("delete").inc()
         await anyio.to_thread.run_sync(self._delete, key)
 
     def lance_location(self, prefix: str) -> LanceLocation:

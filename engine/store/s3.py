@@ -17,6 +17,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from engine import metrics
 from engine.clock import Backoff, Clock, SystemClock
 from engine.errors import ObjectNotFound, PreconditionFailed, StoreUnavailable
 from engine.settings import S3Settings
@@ -89,9 +90,10 @@ class S3Store:
     def _k(self, key: str) -> str:
         return self.prefix + key
 
-    async def _call(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, key: str, fn: Callable[[], Awaitable[T]], op: str) -> T:
         """Run one S3 call, turning botocore's exceptions into store errors."""
         for attempt in range(_CONFLICT_RETRIES):
+            metrics.STORE_REQUESTS.labels(op).inc()
             try:
                 return await fn()
             except ClientError as e:
@@ -113,7 +115,9 @@ class S3Store:
 
     async def put_if_absent(self, key: str, data: bytes) -> str:
         r = await self._call(
-            key, lambda: self._client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, IfNoneMatch="*")
+            key,
+            lambda: self._client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, IfNoneMatch="*"),
+            "put",
         )
         return str(r["ETag"]).strip('"')
 
@@ -123,11 +127,14 @@ class S3Store:
             lambda: self._client.put_object(
                 Bucket=self.bucket, Key=self._k(key), Body=data, IfMatch=f'"{etag.strip(chr(34))}"'
             ),
+            "put",
         )
         return str(r["ETag"]).strip('"')
 
     async def put(self, key: str, data: bytes) -> str:
-        r = await self._call(key, lambda: self._client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data))
+        r = await self._call(
+            key, lambda: self._client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data), "put"
+        )
         return str(r["ETag"]).strip('"')
 
     async def _read(self, key: str, **kw: Any) -> tuple[bytes, str]:
@@ -136,7 +143,7 @@ class S3Store:
             async with r["Body"] as body:
                 return await body.read(), str(r["ETag"]).strip('"')
 
-        return await self._call(key, go)
+        return await self._call(key, go, "get")
 
     async def get(self, key: str) -> Blob:
         data, etag = await self._read(key)
@@ -152,7 +159,7 @@ class S3Store:
         return data
 
     async def head(self, key: str) -> ObjectInfo:
-        r = await self._call(key, lambda: self._client.head_object(Bucket=self.bucket, Key=self._k(key)))
+        r = await self._call(key, lambda: self._client.head_object(Bucket=self.bucket, Key=self._k(key)), "head")
         return ObjectInfo(key, int(r["ContentLength"]), str(r["ETag"]).strip('"'))
 
     async def list(self, prefix: str, start_after: str | None = None) -> AsyncIterator[ObjectInfo]:
@@ -160,7 +167,7 @@ class S3Store:
         if start_after is not None:
             kw["StartAfter"] = self._k(start_after)
         while True:
-            page = await self._call(prefix, lambda: self._client.list_objects_v2(**kw))
+            page = await self._call(prefix, lambda: self._client.list_objects_v2(**kw), "list")
             for o in page.get("Contents", []):
                 yield ObjectInfo(o["Key"][len(self.prefix) :], int(o["Size"]), str(o["ETag"]).strip('"'))
             if not page.get("IsTruncated"):
@@ -170,7 +177,7 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(ObjectNotFound):
-            await self._call(key, lambda: self._client.delete_object(Bucket=self.bucket, Key=self._k(key)))
+            await self._call(key, lambda: self._client.delete_object(Bucket=self.bucket, Key=self._k(key)), "delete")
 
     def lance_location(self, prefix: str) -> LanceLocation:
         s = self.settings

@@ -147,6 +147,8 @@ class Harness:
             "VECLEDGER_LEASE_SECONDS": str(LEASE_SECONDS),
             "VECLEDGER_BUILD_THRESHOLD": str(BUILD_THRESHOLD),
             "VECLEDGER_LOG_RETENTION": str(LOG_RETENTION_SECONDS),
+            # A catalog snapshot every other catalog event: restarts after kills start from them.
+            "VECLEDGER_CATALOG_SNAPSHOT_EVERY": "2",
         }
         if self.root.is_s3:
             env.setdefault("AWS_ACCESS_KEY_ID", "test")

@@ -1,0 +1,1 @@
+"""python -m tools.tenants: many small indexes, one per tenant (see __main__.py)."""
