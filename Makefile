@@ -45,7 +45,7 @@ browser:
 	@test -x $(CHROMIUM) || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 test: $(TEST_STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Serve ./data on 127.0.0.1:8000 with well-known development credentials (printed at start).
 run: $(RUN_STAMP)

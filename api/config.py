@@ -90,7 +90,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     retention from ``VECLEDGER_PITR_WINDOW``, ``VECLEDGER_VERSION_GRACE``,
     ``VECLEDGER_PRUNE_INTERVAL`` and ``VECLEDGER_LOG_RETENTION`` (seconds; unset keeps the log)
     and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); when an idle materializer parks from
-    ``VECLEDGER_MATERIALIZE_IDLE_EXIT`` (seconds); the Lance caches from
+    ``VECLEDGER_MATERIALIZE_IDLE_EXIT`` (seconds) and when an idle index closes from
+    ``VECLEDGER_INDEX_CLOSE_AFTER`` and ``VECLEDGER_MAX_OPEN_INDEXES``; the Lance caches from
     ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``."""
     env = dict(os.environ) if env is None else env
     names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
@@ -111,6 +112,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
         ),
         catalog_snapshot_every=int(env.get("VECLEDGER_CATALOG_SNAPSHOT_EVERY", Settings.catalog_snapshot_every)),
         materialize_idle_exit=float(env.get("VECLEDGER_MATERIALIZE_IDLE_EXIT", Settings.materialize_idle_exit)),
+        index_close_after=float(env.get("VECLEDGER_INDEX_CLOSE_AFTER", Settings.index_close_after)),
+        max_open_indexes=int(env.get("VECLEDGER_MAX_OPEN_INDEXES", Settings.max_open_indexes)),
         s3=S3Settings(
             endpoint_url=s3_endpoint,
             region=env.get("VECLEDGER_S3_REGION", region),

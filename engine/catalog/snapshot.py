@@ -18,7 +18,7 @@ import zlib
 from dataclasses import asdict, fields
 from typing import Any
 
-from engine import keys
+from engine import failpoints, keys
 from engine.catalog.state import Bucket, CatalogState, Index
 from engine.errors import ObjectNotFound, PreconditionFailed
 from engine.store import ObjectStore
@@ -106,6 +106,7 @@ async def load_newest(store: ObjectStore) -> CatalogState | None:
 async def write(store: ObjectStore, seq: int, data: bytes) -> bool:
     """Write ``data`` (``encode`` of the state at ``seq``) and drop all but the newest ``KEEP``
     snapshots; False if one of that seq existed already."""
+    failpoints.hit("catalog.snapshot")  # the crash harness kills here, or just after (a delay)
     try:
         await store.put_if_absent(keys.catalog_snapshot(seq), data)
     except PreconditionFailed:

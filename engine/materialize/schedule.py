@@ -45,10 +45,11 @@ async def keep_folding(m: Materializer) -> None:
                 busy_at, delay = clock.monotonic(), base
                 continue
             delay = min(settings.materialize_idle_interval, delay * 2)
-            if not m.leading and m.lease is not None:
-                # Another process folds this index: check back often enough to take over within
-                # the lease time if it dies.
-                delay = min(delay, m.lease.duration / 4)
+            if m.lease is not None:
+                # Leading: renew the lease (each run does) before it lapses, or the index would hop
+                # between processes without ever settling and parking. Not leading: check back
+                # often enough to take over within the lease time if the holder dies.
+                delay = min(delay, m.lease.duration / (3 if m.leading else 4))
         except CorruptEvent:
             metrics.FOLD_FAILURES.labels("corrupt").inc()
             log.exception("index %s: corrupt event; materializer stopped", m.index.id)

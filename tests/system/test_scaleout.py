@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,13 +41,14 @@ def _port() -> int:
 class Proc:
     """One `vecledger serve` subprocess and a boto3 client for it."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, extra_env: dict[str, str] | None = None) -> None:
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [str(Path(sys.executable).with_name("vecledger")), "serve", "--root", backend.root]
         cmd += ["--port", str(self.port), "--dev"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("VECLEDGER_")}
         env |= {"VECLEDGER_LEASE_SECONDS": str(LEASE_SECONDS), "VECLEDGER_BUILD_THRESHOLD": "300"}
+        env |= extra_env or {}
         if backend.settings.s3.endpoint_url:
             cmd += ["--s3-endpoint", backend.settings.s3.endpoint_url]
             env |= {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
@@ -85,8 +87,8 @@ class Proc:
 
 
 @contextmanager
-def processes(backend: Backend, n: int) -> Iterator[list[Proc]]:
-    procs = [Proc(backend) for _ in range(n)]
+def processes(backend: Backend, n: int, env: dict[str, str] | None = None) -> Iterator[list[Proc]]:
+    procs = [Proc(backend, env) for _ in range(n)]
     try:
         for p in procs:
             p.wait_ready()
@@ -232,3 +234,62 @@ def _quiet_boto() -> None:
     import logging
 
     logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def _marks(backend: Backend) -> list[str]:
+    """The activity marks on the root (indexes with writes to fold)."""
+    if not backend.settings.s3.endpoint_url:
+        return [str(p) for p in Path(backend.root).glob("activity/*/*")]
+    bucket, _, prefix = backend.root.removeprefix("s3://").partition("/")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=backend.settings.s3.endpoint_url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/activity/").get("Contents", [])]
+
+
+def test_three_processes_read_fresh_after_closing_idle_indexes(backend: Backend) -> None:
+    """Each process opens every index, parks and closes them once idle; then a write through one
+    process is visible to the next read through another (which opens the index again), and the
+    write is folded (its mark goes) without anyone asking."""
+    idle = {"VECLEDGER_MATERIALIZE_IDLE_EXIT": "1", "VECLEDGER_INDEX_CLOSE_AFTER": "1"}
+    names = [f"tenant-{i}" for i in range(6)]
+    with processes(backend, 3, idle) as procs:
+        procs[0].client.create_vector_bucket(vectorBucketName="shared")
+        for i, name in enumerate(names):
+            procs[i % 3].client.create_index(
+                vectorBucketName="shared", indexName=name, dataType="float32", dimension=D, distanceMetric="euclidean"
+            )
+            procs[i % 3].client.put_vectors(
+                vectorBucketName="shared",
+                indexName=name,
+                vectors=[{"key": "first", "data": {"float32": _vector(i, 1)}}],
+            )
+        for p in procs:  # every process opens every index
+            for name in names:
+                got = p.client.get_vectors(vectorBucketName="shared", indexName=name, keys=["first"])["vectors"]
+                assert [v["key"] for v in got] == ["first"]
+        deadline = time.monotonic() + 60
+        while _marks(backend):  # folded and parked everywhere
+            assert time.monotonic() < deadline, _marks(backend)
+            time.sleep(0.2)
+        time.sleep(1 + 5 + 1)  # idle past the close time, and one poll (5 s) to close them
+        for p in procs:  # closed: the per-index gauges list only open indexes
+            with urllib.request.urlopen(f"{p.url}/metrics") as r:
+                assert 'index="tenant-' not in r.read().decode()
+        for i, name in enumerate(names):
+            writer, reader = procs[i % 3], procs[(i + 1) % 3]
+            writer.client.put_vectors(
+                vectorBucketName="shared",
+                indexName=name,
+                vectors=[{"key": "second", "data": {"float32": _vector(i, 2)}}],
+            )
+            got = reader.client.get_vectors(vectorBucketName="shared", indexName=name, keys=["first", "second"])
+            assert sorted(v["key"] for v in got["vectors"]) == ["first", "second"], name
+        deadline = time.monotonic() + 60
+        while _marks(backend):  # the new writes are folded, then every materializer parks again
+            assert time.monotonic() < deadline, _marks(backend)
+            time.sleep(0.2)

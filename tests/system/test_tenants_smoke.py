@@ -18,7 +18,7 @@ def test_quick_tenants_run_parks_restarts_and_answers_exactly(tmp_path: Path, ba
     run = run_tool("tenants", tmp_path, "--quick", "--backend", backend, "--json", str(out))
     assert run.returncode == 0, run.stderr[-3000:]
     doc = json.loads(out.read_text())
-    assert doc["indexes"] == 40 and doc["cold_queries_exact"] == "10/10"
+    assert doc["indexes"] == 24 and doc["cold_queries_exact"] == "8/8"
     for phase in ("before_restart", "after_restart"):
         # Parked: a catalog probe and a listing of the marks per poll (5 s), nothing per index.
         assert doc[phase]["store_requests_per_s"] <= 1.0, doc

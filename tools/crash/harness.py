@@ -35,13 +35,15 @@ from tools.crash.procs import Process, Root, free_port, s3vectors_client
 
 # Where materializer kills happen, in turn: between a Lance commit and its checkpoint, during an
 # index build, after restore points were thinned and before their tags move, before Lance's cleanup,
-# and between a log start's write and the deletion of the log objects before it.
+# between a log start's write and the deletion of the log objects before it, and while a catalog
+# snapshot is written (the catalog events of a fresh index make one due).
 MATERIALIZER_FAILPOINTS = (
     "materializer.after_lance_commit",
     "materializer.index_build",
     "materializer.prune_points",
     "materializer.prune_cleanup",
     "materializer.truncate_log",
+    "catalog.snapshot",
 )
 # Every process drops log objects a second after a restore point covers them: the harness's
 # restarts, replay checks and takeovers all meet logs whose head is gone.
@@ -147,8 +149,8 @@ class Harness:
             "VECLEDGER_LEASE_SECONDS": str(LEASE_SECONDS),
             "VECLEDGER_BUILD_THRESHOLD": str(BUILD_THRESHOLD),
             "VECLEDGER_LOG_RETENTION": str(LOG_RETENTION_SECONDS),
-            # A catalog snapshot every other catalog event: restarts after kills start from them.
-            "VECLEDGER_CATALOG_SNAPSHOT_EVERY": "2",
+            # A catalog snapshot after every catalog event: restarts after kills start from them.
+            "VECLEDGER_CATALOG_SNAPSHOT_EVERY": "1",
         }
         if self.root.is_s3:
             env.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -363,6 +365,9 @@ class Harness:
             self.create_index(index, per_writer)
             self.finish(index, self._run(self.writer_threads(index, threading.Event(), fill=True, max_ops=8)))
         else:
+            if failpoint.startswith("catalog.snapshot"):
+                self.builds += 1
+                self.create_index(f"snap-{self.builds}", 4)  # catalog events: a snapshot falls due
             self.finish(index, self._run(self.writer_threads(index, threading.Event(), max_ops=10)))
         # Writes go on while the materializer starts, folds and dies.
         stop = threading.Event()
@@ -409,7 +414,10 @@ class Harness:
                 self.server_kill(load_max)
             else:
                 kind = MATERIALIZER_FAILPOINTS[(iterations - i) % len(MATERIALIZER_FAILPOINTS)]
-                delay = f"={self.rng.uniform(0.0, 0.3):.3f}" if kind == "materializer.index_build" else ""
+                delay = {
+                    "materializer.index_build": f"={self.rng.uniform(0.0, 0.3):.3f}",
+                    "catalog.snapshot": f"={self.rng.uniform(0.0, 0.02):.3f}",
+                }.get(kind, "")
                 self.materializer_kill(kind + delay)
             self.stats.iterations += 1
             if self.progress:

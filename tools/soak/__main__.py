@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=100, help="existing keys overwritten per PutVectors")
     ap.add_argument("--delete-every", type=int, default=10, help="a small DeleteVectors every N puts")
     ap.add_argument("--sample", type=float, default=30.0, help="seconds between samples")
-    ap.add_argument("--quick", action="store_true", help="the CI smoke run: 2,000 x 16, 30 s")
+    ap.add_argument("--quick", action="store_true", help="the CI smoke run: 1,500 x 16, 20 s")
     ap.add_argument("--json", type=Path, default=Path("soak-results.json"))
     ap.add_argument("--png", type=Path, default=Path("soak.png"))
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--s3-endpoint", help="with --backend s3: this endpoint instead of moto")
     a = ap.parse_args(argv)
     if a.quick:
-        a.vectors, a.dim, a.minutes, a.sample, a.batch = 2_000, 16, 30 / 60, 8.0, 50
+        a.vectors, a.dim, a.minutes, a.sample, a.batch = 1_500, 16, 20 / 60, 5.0, 50
     with contextlib.ExitStack() as stack:
         if a.backend == "s3":
             endpoint = a.s3_endpoint or stack.enter_context(moto_server())

@@ -115,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold", type=int, default=50, help="indexes whose first query after the restart is timed")
     ap.add_argument("--park-after", type=float, default=10.0, help="VECLEDGER_MATERIALIZE_IDLE_EXIT for the run")
     ap.add_argument("--backend", choices=("local", "s3"), default="local", help="s3: an in-process moto server")
-    ap.add_argument("--quick", action="store_true", help="the CI smoke run: 40 indexes, short measurements")
+    ap.add_argument("--quick", action="store_true", help="the CI smoke run: 24 indexes, short measurements")
     ap.add_argument("--json", type=Path, default=Path("tenants-results.json"))
     a = ap.parse_args(argv)
     if a.quick:
-        a.indexes, a.idle, a.cold, a.park_after = 40, 3.0, 10, 2.0
+        a.indexes, a.idle, a.cold, a.park_after = 24, 2.0, 8, 2.0
     with contextlib.ExitStack() as stack:
         view = RootView.s3(stack.enter_context(moto_server()), "tenants", "root") if a.backend == "s3" else None
         return run(a, view)
