@@ -157,7 +157,7 @@ def run(a: argparse.Namespace, view: RootView | None) -> int:
         result["cold_query_p50_ms"] = round(float(np.percentile(ms, 50)), 2)
         result["cold_query_p99_ms"] = round(float(np.percentile(ms, 99)), 2)
         result["cold_queries_exact"] = f"{sum(c[1] for c in cold)}/{len(cold)}"
-        time.sleep(a.park_after + 2)  # the cold-queried indexes park again
+        result["park_again_s"] = round(settle(server, len(cold), timeout=120 + a.park_after), 1)
         result["after_restart"] = idle(server, a.idle)
         a.json.write_text(json.dumps(result, indent=2))
         flat = {k: v for k, v in result.items() if not isinstance(v, dict)}
