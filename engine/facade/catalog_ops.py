@@ -165,9 +165,9 @@ class CatalogOps:
             tags=tags or {},
         )
         await self.catalog.submit(ctx, ev.INDEX_CREATED, payload)
-        index = self.catalog.state.index(bucket, ref.name)
-        await self.runtime.open(index)
-        return index
+        # Not opened here: the first request that uses it opens it (an index created and never
+        # used costs no dataset handle, tail or materializer; design note 0005).
+        return self.catalog.state.index(bucket, ref.name)
 
     async def get_index(self, ref: IndexRef) -> Index:
         state = await self.catalog.refresh()
