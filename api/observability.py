@@ -35,7 +35,7 @@ from api.operations import OPERATIONS, admin, oss
 from engine import Engine, keys
 from engine.errors import VecledgerError
 from engine.log import tail_seq
-from engine.log.event import decode_header
+from engine.log.reader import read_header
 from engine.materialize.checkpoint import read_checkpoint
 from engine.serving.live_index import LiveIndex
 from engine.store import exists
@@ -142,8 +142,7 @@ class IndexGauges:
             return
         cached = self._times.get(live.index.id)
         if cached is None or cached[0] != first:
-            key = keys.log_entry(live.prefix, first)
-            header, _ = decode_header(key, await store.get_range(key, 0, 64 * 1024))
+            header = await read_header(store, keys.log_entry(live.prefix, first))
             cached = (first, float(header["time"]))
             self._times[live.index.id] = cached
         sample.oldest_unfolded = cached[1]

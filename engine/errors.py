@@ -62,9 +62,8 @@ class ValidationError(VecledgerError):
 class LogTruncated(ValidationError):
     """What was asked for lies before the start of a log whose head log retention dropped."""
 
-    def __init__(self, message: str, start: int) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message, field="to")
-        self.start = start
 
 
 class NotFound(VecledgerError):

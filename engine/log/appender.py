@@ -18,8 +18,9 @@ import anyio
 
 from engine import keys, metrics
 from engine.clock import Backoff, Clock
-from engine.errors import CorruptEvent, ObjectNotFound, PreconditionFailed, StoreUnavailable
-from engine.log.event import Event, EventObject, decode_header, encode
+from engine.errors import ObjectNotFound, PreconditionFailed, StoreUnavailable
+from engine.log.event import Event, EventObject, encode
+from engine.log.reader import read_header
 from engine.log.start import first_seq
 from engine.store import ObjectStore, exists
 
@@ -143,12 +144,7 @@ class Appender:
     async def _is_ours(self, key: str, event_id: str) -> bool:
         for attempt in range(_UNAVAILABLE_RETRIES):
             try:
-                head = await self.store.get_range(key, 0, 64 * 1024)
-                try:
-                    header, _ = decode_header(key, head)
-                except CorruptEvent:
-                    # A header longer than the first read: fetch the whole object.
-                    header, _ = decode_header(key, (await self.store.get(key)).data)
+                header = await read_header(self.store, key)
                 return bool(header["events"]) and header["events"][0]["id"] == event_id
             except ObjectNotFound:
                 return False

@@ -12,16 +12,18 @@ thousands of objects must not start over because one of them met a 503.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 
 from engine import keys
 from engine.clock import Backoff
-from engine.errors import LogTruncated, ObjectNotFound, StoreUnavailable
-from engine.log.event import EventObject, decode
+from engine.errors import CorruptEvent, LogTruncated, ObjectNotFound, StoreUnavailable
+from engine.log.event import EventObject, decode, decode_header
 from engine.log.start import read_start
 from engine.store import ObjectStore
 
+HEADER_PROBE = 64 * 1024  # a header is read from this much of an object's start
 GET_ATTEMPTS = 4
 GET_BACKOFF = Backoff(0.01, factor=4.0)  # 10, 40, 160 ms
 
@@ -39,12 +41,21 @@ async def _get(store: ObjectStore, key: str) -> bytes | None:
     raise AssertionError("unreachable")
 
 
+async def read_header(store: ObjectStore, key: str) -> dict[str, Any]:
+    """An event object's verified header, without its payloads: its first ``HEADER_PROBE`` bytes,
+    or the whole object when the header is longer than that."""
+    try:
+        header, _ = decode_header(key, await store.get_range(key, 0, HEADER_PROBE))
+    except CorruptEvent:
+        header, _ = decode_header(key, (await store.get(key)).data)
+    return header
+
+
 async def read_log(
     store: ObjectStore, prefix: str, after: int = -1, *, until: int | None = None, window: int = 16
 ) -> AsyncIterator[EventObject]:
     """Yield the event objects with ``after < seq`` (and ``seq <= until`` if given), in order."""
     seq = after + 1
-    first = True
     width = 1  # the common case is one new entry or none: probe narrowly, then widen
     while until is None or seq <= until:
         count = width if until is None else min(width, until - seq + 1)
@@ -61,11 +72,10 @@ async def read_log(
                     tg.start_soon(fetch, i)
         for i, data in enumerate(results):
             if data is None:
-                if first and i == 0 and (after == -1 or until is not None):
+                if seq + i == after + 1 and (after == -1 or until is not None):  # not one entry found
                     await _check_start(store, prefix, seq)
                 return
             yield decode(keys.log_entry(prefix, seq + i), seq + i, data)
-        first = False
         seq += count
         width = min(window, width * 2)
 
@@ -74,6 +84,5 @@ async def _check_start(store: ObjectStore, prefix: str, seq: int) -> None:
     start = await read_start(store, prefix)
     if start is not None and seq < start.seq:
         raise LogTruncated(
-            f"the log before seq {start.seq} was dropped by its log retention; it can be read from seq {start.seq} on",
-            start.seq,
+            f"the log before seq {start.seq} was dropped by its log retention; it can be read from seq {start.seq} on"
         )

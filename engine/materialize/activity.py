@@ -2,9 +2,9 @@
 nothing, however many there are.
 
 A writer puts ``activity/<bucket id>/<index id>`` before and after its first append of a busy
-period (and again around any append that follows half an ``idle_exit`` of its own silence); every materializing
-process lists ``activity/`` once per ``materialize_idle_interval`` and wakes the materializers of
-the marked indexes, opening them if need be. A materializer that went ``idle_exit`` seconds
+period (and again around any append that follows half an ``idle_exit`` of its own silence);
+every materializing process lists ``activity/`` once per ``materialize_idle_interval`` and wakes
+the materializers of the marked indexes, opening them if need be. A materializer that went ``idle_exit`` seconds
 without a fold removes the mark, probes the log once more, and parks (lease released, no polling)
 until a write in its process or a mark wakes it.
 
@@ -26,6 +26,8 @@ from engine.clock import Clock
 from engine.errors import ObjectNotFound
 from engine.store import ObjectStore, exists
 
+MARK = b"{}"  # a mark's content: its presence is all it says
+
 
 class ActivityMark:
     """The writer's side, one per index per process."""
@@ -42,7 +44,7 @@ class ActivityMark:
         return self._last is None or self.clock.monotonic() - self._last >= self.every
 
     async def mark(self) -> None:
-        await self.store.put(self.key, b"{}")
+        await self.store.put(self.key, MARK)
 
     def appended(self) -> None:
         self._last = self.clock.monotonic()
@@ -51,11 +53,9 @@ class ActivityMark:
 async def settle(store: ObjectStore, index: Index, folded_seq: int) -> bool:
     """Remove the index's mark if nothing lies past ``folded_seq``; False if something does
     (the mark is then put back: there is work)."""
-    key = keys.activity(index.bucket_id, index.id)
-    with contextlib.suppress(ObjectNotFound):
-        await store.delete(key)
+    await unmark(store, index.bucket_id, index.id)
     if await exists(store, keys.log_entry(keys.index_log(index.bucket_id, index.id), folded_seq + 1)):
-        await store.put(key, b"{}")
+        await store.put(keys.activity(index.bucket_id, index.id), MARK)
         return False
     return True
 
@@ -66,6 +66,6 @@ async def marked(store: ObjectStore) -> list[tuple[str, str]]:
 
 
 async def unmark(store: ObjectStore, bucket_id: str, index_id: str) -> None:
-    """Remove the mark of an index that no longer exists."""
+    """Remove an index's mark (it parks, or no longer exists)."""
     with contextlib.suppress(ObjectNotFound):
         await store.delete(keys.activity(bucket_id, index_id))

@@ -18,7 +18,7 @@ import contextlib
 from engine import failpoints, keys
 from engine.catalog import Index
 from engine.errors import CorruptEvent, ObjectNotFound
-from engine.log.event import decode_header
+from engine.log.reader import read_header
 from engine.log.start import LogStart, write_start
 from engine.materialize.restore_points import Point
 from engine.settings import Settings
@@ -47,10 +47,8 @@ def base_for(points: dict[int, Point], now: float, retention: float, current: Lo
 
 async def _append_time(store: ObjectStore, key: str, fallback: float) -> float:
     try:
-        head = await store.get_range(key, 0, 64 * 1024)
-        header, _ = decode_header(key, head)
-        return float(header["time"])
-    except (ObjectNotFound, CorruptEvent):  # a header past the first read: the point's time is close
+        return float((await read_header(store, key))["time"])
+    except (ObjectNotFound, CorruptEvent):  # unreadable: the point's fold time is close enough
         return fallback
 
 

@@ -11,8 +11,8 @@ exact; the thinning only bounds how much log it replays.
 
 Order for crash safety: a point's ``versions/`` object goes first (a restore no longer picks it),
 then its tag, then the cleanup; a crash in between leaves a tag without a point (removed by the
-next prune) or a point whose version is pinned, never a point whose version is gone. Under a log retention
-the point a truncated log starts from is kept whatever its age (``log_retention.py``).
+next prune) or a point whose version is pinned, never a point whose version is gone. Under a log
+retention the point a truncated log starts from is kept whatever its age (``log_retention.py``).
 """
 
 from __future__ import annotations

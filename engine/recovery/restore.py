@@ -24,9 +24,10 @@ from engine import keys
 from engine.catalog.state import Index
 from engine.context import RequestContext
 from engine.dataset import HOLD, copy_version, pin, unpin
-from engine.errors import CorruptEvent, LogTruncated, ObjectNotFound, ValidationError
+from engine.errors import LogTruncated, ObjectNotFound, ValidationError
 from engine.log import Event, tail_seq
-from engine.log.event import VECTORS_RESTORED, decode_header, encode, json_payload
+from engine.log.event import VECTORS_RESTORED, encode, json_payload
+from engine.log.reader import read_header
 from engine.log.start import LogStart, read_start
 from engine.materialize.materializer import Materializer
 from engine.settings import Settings
@@ -40,8 +41,7 @@ def too_old(start: LogStart, what: str) -> LogTruncated:
     return LogTruncated(
         f"{what} is before the oldest restorable point: the index's log retention "
         f"({start.retention:g} s) dropped its log before {oldest} (seq {start.base_seq}); "
-        f"restore to {oldest} or later",
-        start.seq,
+        f"restore to {oldest} or later"
     )
 
 
@@ -56,12 +56,7 @@ async def seq_at_time(store: ObjectStore, prefix: str, when: float) -> int:
     hi = await tail_seq(store, prefix, lo) + 1  # time(lo) <= when < time(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        key = keys.log_entry(prefix, mid)
-        head = await store.get_range(key, 0, 64 * 1024)
-        try:
-            header, _ = decode_header(key, head)
-        except CorruptEvent:
-            header, _ = decode_header(key, (await store.get(key)).data)
+        header = await read_header(store, keys.log_entry(prefix, mid))
         if float(header["time"]) <= when:
             lo = mid
         else:
@@ -72,8 +67,6 @@ async def seq_at_time(store: ObjectStore, prefix: str, when: float) -> int:
 async def _points(store: ObjectStore, source: Index, upto: int) -> list[tuple[int, int]]:
     """(seq, lance_version) of the restore points of ``source`` at or before ``upto``, newest first."""
     start = await read_start(store, keys.index_log(source.bucket_id, source.id))
-    if start is not None and upto < start.base_seq:
-        raise too_old(start, f"seq {upto}")
     out: list[tuple[int, int]] = []
     async for info in store.list(keys.index_versions(source.bucket_id, source.id)):
         if keys.seq_of(info.key) > upto:
@@ -175,9 +168,7 @@ async def build_restored(
         except LogTruncated:
             # The source's log start moved on while this replayed (a prune in the process that folds
             # it): start again from the newer base, if the seq is still restorable.
-            start = await read_start(store, keys.index_log(source.bucket_id, source.id))
-            if start is not None and upto < start.base_seq:
-                raise too_old(start, f"seq {upto}") from None
+            await check_restorable(store, source, upto)
             if attempt == TRUNCATION_RETRIES - 1:
                 raise
             await clear(store, keys.lance_under(root))

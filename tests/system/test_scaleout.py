@@ -26,6 +26,7 @@ import pytest
 from botocore.config import Config
 
 from api.config import DEV_ACCESS_KEY, DEV_SECRET_KEY
+from engine import keys
 from tests.backends import Backend
 
 LEASE_SECONDS = 2.0
@@ -98,11 +99,8 @@ def processes(backend: Backend, n: int, env: dict[str, str] | None = None) -> It
             p.stop()
 
 
-def _read(backend: Backend, suffix: str) -> dict[str, Any] | None:
-    """The index's lease or checkpoint document, straight from the root."""
-    if not backend.settings.s3.endpoint_url:
-        found = list(Path(backend.root).glob(f"data/*/*/{suffix}"))
-        return json.loads(found[0].read_text()) if found else None
+def _s3(backend: Backend) -> tuple[Any, str, str]:
+    """(an S3 client, the bucket, the prefix) of an S3 backend's root."""
     bucket, _, prefix = backend.root.removeprefix("s3://").partition("/")
     s3 = boto3.client(
         "s3",
@@ -111,6 +109,15 @@ def _read(backend: Backend, suffix: str) -> dict[str, Any] | None:
         aws_secret_access_key="test",
         region_name="us-east-1",
     )
+    return s3, bucket, prefix
+
+
+def _read(backend: Backend, suffix: str) -> dict[str, Any] | None:
+    """The index's lease or checkpoint document, straight from the root."""
+    if not backend.settings.s3.endpoint_url:
+        found = list(Path(backend.root).glob(f"data/*/*/{suffix}"))
+        return json.loads(found[0].read_text()) if found else None
+    s3, bucket, prefix = _s3(backend)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/data/"):
         for obj in page.get("Contents", []):
             parts = obj["Key"].split("/")
@@ -239,16 +246,10 @@ def _quiet_boto() -> None:
 def _marks(backend: Backend) -> list[str]:
     """The activity marks on the root (indexes with writes to fold)."""
     if not backend.settings.s3.endpoint_url:
-        return [str(p) for p in Path(backend.root).glob("activity/*/*")]
-    bucket, _, prefix = backend.root.removeprefix("s3://").partition("/")
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=backend.settings.s3.endpoint_url,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/activity/").get("Contents", [])]
+        return [str(p) for p in Path(backend.root).glob(f"{keys.ACTIVITY}*/*")]
+    s3, bucket, prefix = _s3(backend)
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{keys.ACTIVITY}")
+    return [o["Key"] for o in listing.get("Contents", [])]
 
 
 def test_three_processes_read_fresh_after_closing_idle_indexes(backend: Backend) -> None:
