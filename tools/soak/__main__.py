@@ -91,6 +91,13 @@ def put(client: Any, model: dict[str, np.ndarray], keys_: list[str], vectors: np
     model.update(zip(keys_, vectors, strict=True))
 
 
+def keep(kept: list[tuple[float, dict[str, bytes]]], model: dict[str, np.ndarray]) -> None:
+    """Remember the state the client wrote, and when (a restore by that time must give it back)."""
+    time.sleep(0.05)
+    kept.append((time.time(), {k: v.tobytes() for k, v in model.items()}))
+    time.sleep(0.05)
+
+
 def restored_state(client: Any, index: str) -> dict[str, bytes]:
     out, token = {}, None
     while True:
@@ -208,13 +215,13 @@ def soak(a: argparse.Namespace, view: RootView | None) -> int:
                     model.pop(k, None)
             if marks and time.monotonic() >= marks[0]:
                 marks.pop(0)
-                time.sleep(0.05)
-                kept.append((time.time(), {k: v.tobytes() for k, v in model.items()}))
-                time.sleep(0.05)
+                keep(kept, model)
             if time.monotonic() >= next_sample:
                 samples.append(sample(server, view, client, a.dim, rng, started, "churn"))
                 print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
                 next_sample = time.monotonic() + a.sample
+        for _ in marks:  # a slow store (S3) can end the churn past a mark: keep it now
+            keep(kept, model)
         settle(server, quiet=8)
         samples.append(sample(server, view, client, a.dim, rng, started, "settled"))
         restores = []
