@@ -4,6 +4,7 @@ console), and a catch-all that hands every other request to the ``Frontend``."""
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -60,13 +61,19 @@ def create_app(
         # The page's relative links (console.js, console.css) need the trailing slash.
         return RedirectResponse("/console/", status_code=308)
 
-    # Operations: unauthenticated like any Prometheus scrape or orchestrator probe, and registered
-    # before the catch-all (GET only: a POST /metrics still reaches the dialects as an operation).
+    # Operations: unauthenticated like any orchestrator probe (/metrics needs the metrics token when
+    # one is set), and registered before the catch-all (GET only: a POST /metrics still reaches the
+    # dialects as an operation).
     async def metrics_page(request: Request) -> Response:
         gauges: observability.IndexGauges | None = getattr(request.app.state, "gauges", None)
         if gauges is None:
             return PlainTextResponse("the engine is not open\n", status_code=503)
-        body, content_type = await gauges.render(request.headers.get("accept", ""))
+        token = config.metrics_token
+        if token is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
+        ):
+            return PlainTextResponse("a metrics token is required\n", status_code=401)
+        body, content_type = await gauges.render(request.headers.get("accept", ""), per_index=token is not None)
         return Response(body, headers={"content-type": content_type})
 
     async def healthz(request: Request) -> Response:

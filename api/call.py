@@ -2,8 +2,10 @@
 
 The bucket owner's account may do everything. Any other principal needs an Allow in the bucket
 policy for every action the call implies (QueryVectors with a filter or metadata also implies
-GetVectors, as in AWS), and an explicit Deny refuses even the owner, except for the policy
-operations themselves, so that an owner can always repair a policy. Refusals are audited.
+GetVectors, as in AWS), and an explicit Deny refuses even the owner's users and root, except that
+the owner's *root* may always run the policy operations themselves, so that a policy that locks
+everyone out can be repaired (S3's rule); a user of the owning account cannot delete the policy
+that denies it. Refusals are audited.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.auth import policy
+from api.auth.conditions import RequestFacts
 from api.bodies import parse_body
 from api.config import Credential, ServerConfig
 from api.dialects import ALL_DIALECTS, Dialect
@@ -44,6 +47,7 @@ class Call:
     host: tuple[str, str] | None  # (bucket, account) from a bucket Host name
     ctx: RequestContext
     operation: str
+    secure: bool = False  # arrived over TLS (aws:SecureTransport)
 
     @property
     def account(self) -> str:
@@ -63,27 +67,42 @@ class Call:
             return tuple(d.bucket_id(region, bucket.account, bucket.name) for d in dialects)
         return tuple(d.index_id(region, bucket.account, bucket.name, index) for d in dialects)
 
+    def facts(self) -> RequestFacts:
+        return RequestFacts(
+            source_ip=self.ctx.source,
+            secure=self.secure,
+            principal_arn=self.credential.principal,
+            account=self.account,
+            user=self.credential.user,
+            now=self.engine.clock.now(),
+            region=self.config.region,
+        )
+
     async def authorize(self, bucket: BucketRef, index: str | None = None, also: tuple[str, ...] = ()) -> None:
         owner = bucket.account == self.account
+        root = owner and self.credential.user is None
         try:
             text = (await self.engine.get_bucket(bucket)).policy
         except BucketNotFound:
             if owner:
                 raise
-            await self.deny(bucket, index, "no such bucket visible to this principal")
+            await self.deny(bucket, index, "no such bucket visible to this principal", exists=False)
             return
         parsed = _parsed(text) if text else None
         names = self._resource_names(bucket, index)
+        facts = self.facts()
         for action in (self.operation, *also):
-            verdict = policy.decide(parsed, self.account, self.credential.user, action, names)
-            if verdict == "deny" and not (owner and self.operation in POLICY_OPERATIONS):
+            verdict = policy.decide(parsed, self.account, self.credential.user, action, names, facts)
+            if verdict == "deny" and not (root and self.operation in POLICY_OPERATIONS):
                 await self.deny(bucket, index, f"explicit deny of {action} in the bucket policy")
             if not owner and verdict != "allow":
                 await self.deny(bucket, index, f"no policy statement allows {action}")
 
-    async def deny(self, bucket: BucketRef, index: str | None, reason: str) -> None:
+    async def deny(self, bucket: BucketRef, index: str | None, reason: str, exists: bool = True) -> None:
+        """Refuse and audit: in the caller's audit and, when the bucket exists, in its owner's."""
         resource = self._resource_names(bucket, index)[0]
-        await self.engine.audit.denied(self.ctx, self.operation, resource, reason)
+        owner = {"owner": bucket.account} if exists and bucket.account != self.account else {}
+        await self.engine.audit.denied(self.ctx, self.operation, resource, reason, **owner)
         raise ApiError(
             Kind.ACCESS_DENIED,
             f"{self.credential.principal} is not authorized to perform {self.operation} on {resource}",

@@ -53,10 +53,31 @@ class ServerConfig:
     clock_skew: float = 15 * 60
     max_body_bytes: int = 20 * 1024 * 1024  # larger bodies are refused unread
     body_timeout: float = 30.0  # seconds to receive a whole request body (slow clients are cut off)
+    tls_cert: str | None = None  # PEM files: serve HTTPS (aws:SecureTransport is then true)
+    tls_key: str | None = None
+    # Trust X-Forwarded-For/-Proto only when asked, and only from these addresses: otherwise any
+    # client could write the source address the audit records and aws:SourceIp tests.
+    proxy_headers: bool = False
+    forwarded_allow_ips: str | None = None
+    metrics_token: str | None = None  # /metrics needs "Authorization: Bearer <token>" when set
 
     @property
     def public_host(self) -> str:
         return self.base_host or f"{self.host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    def uvicorn_options(self) -> dict[str, object]:
+        """The listener's settings, for ``vecledger serve`` and the test servers alike."""
+        return {
+            "ssl_certfile": self.tls_cert,
+            "ssl_keyfile": self.tls_key,
+            "proxy_headers": self.proxy_headers,
+            "forwarded_allow_ips": self.forwarded_allow_ips or "",
+            "server_header": False,
+        }
 
 
 def load_keys_file(path: str | Path) -> dict[str, Credential]:

@@ -131,6 +131,10 @@ def from_engine(err: e.VecledgerError) -> ApiError:
             if kind is Kind.INTERNAL:
                 log.error("internal error: %s", err)
                 return ApiError(kind, "the service could not complete the request")
+            if isinstance(err, e.StoreUnavailable) and not isinstance(err, e.PartialBatch):
+                # Its text names object keys and the store's endpoint: the operator's, not the caller's.
+                log.warning("store unavailable: %s", err)
+                return ApiError(kind, "the object store is unavailable; retry the request")
             reason = next((r for c, r in ENGINE_REASONS if isinstance(err, c)), None)
             return ApiError(kind, str(err), reason=reason)
     log.error("unmapped engine error: %r", err)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import models
 from api import observability as metrics
+from api.auth import failures
 from api.auth import signatures as auth
 from api.bodies import parse_body
 from api.call import Call
@@ -80,6 +81,7 @@ class Frontend:
     def __init__(self, config: ServerConfig, engine: Engine) -> None:
         self.config = config
         self.engine = engine
+        self.failures = failures.FailureLimits(engine.clock)
 
     def _credential(self, dialect: Dialect, req: auth.SignedRequest, host: tuple[str, str] | None) -> Credential:
         keys, now, skew = self.config.credentials, self.engine.clock.now(), self.config.clock_skew
@@ -125,6 +127,9 @@ class Frontend:
                 # Past the size limit, uvicorn discards the rest as it arrives (never buffered): the
                 # SDKs send a whole body before reading, and would see a reset instead of the error.
                 return response
+            if sum(1 for k, _ in request.headers.items() if k.lower() == "host") > 1:
+                # Routing reads one Host and a signature covers another: refuse the ambiguity.
+                raise validation("the request has more than one Host header")
             raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
             signed = auth.SignedRequest(
                 request.method,
@@ -137,14 +142,7 @@ class Frontend:
             try:
                 cred = self._credential(dialect, signed, host)
             except auth.AuthError as e:
-                ctx = RequestContext(
-                    principal=f"accesskey/{e.access_key or auth.access_key_of(signed) or 'none'}",
-                    account="",
-                    source=source,
-                    request_id=request_id,
-                    dialect=dialect.name,
-                )
-                await self.engine.audit.denied(ctx, request.url.path.lstrip("/"), request.url.path, e.message)
+                await self._auth_failed(e, signed, source, request_id, dialect)
                 raise ApiError(Kind.ACCESS_DENIED, e.message, reason=e.reason) from None
             ctx = RequestContext(cred.principal, cred.account, source, request_id, dialect.name)
             return dialect.ok(await self._route(request, dialect, cred, host, ctx, body), request_id)
@@ -156,12 +154,28 @@ class Frontend:
             log.exception("request %s failed", request_id)
             return dialect.error(ApiError(Kind.INTERNAL, "the service could not complete the request"), request_id)
 
+    async def _auth_failed(
+        self, e: auth.AuthError, req: auth.SignedRequest, source: str, request_id: str, dialect: Dialect
+    ) -> None:
+        """Audit a failed authentication under the owner of the key it names, if the key is known
+        (see ``api.auth.failures`` for the rule and the rates)."""
+        key = e.access_key or auth.access_key_of(req)
+        owner = self.config.credentials.get(key) if key else None
+        if owner is None or not self.failures.may_audit(owner.account):
+            metrics.AUTH_FAILURES.labels("known_key" if owner else "unknown_key").inc()
+            self.failures.operator_log(e.message, source, req.raw_path, key)
+            return
+        metrics.AUTH_FAILURES.labels("audited").inc()
+        ctx = RequestContext(owner.principal, owner.account, source, request_id, dialect.name)
+        path = failures.recorded_path(req.raw_path)
+        await self.engine.audit.denied(ctx, path.lstrip("/"), path, e.message, access_key_id=key)
+
     async def _route(
         self, request: Request, dialect: Dialect, cred: Credential, host: Any, ctx: RequestContext, body: bytes
     ) -> Any:
         path, method = request.url.path, request.method
+        call = Call(self.engine, self.config, dialect, cred, host, ctx, "", secure=request.url.scheme == "https")
         if dialect.name == "oss":
-            call = Call(self.engine, self.config, dialect, cred, host, ctx, "")
             return await oss.route(
                 call, method, request.url.query, {k.lower(): v for k, v in request.headers.items()}, body
             )
@@ -170,10 +184,10 @@ class Frontend:
             handler = admin.ACTIONS.get(action)
             if handler is None:
                 raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown admin action {action!r}")
-            return await handler(Call(self.engine, self.config, dialect, cred, host, ctx, f"Admin{action}"), body)
+            call.operation = admin.operation_name(action)
+            return await handler(call, body)
         if path.startswith("/tags/") and dialect.name == "s3":
             arn = unquote(path[len("/tags/") :])
-            call = Call(self.engine, self.config, dialect, cred, host, ctx, "")
             if method == "GET":
                 call.operation = "ListTagsForResource"
                 return await tag_ops.list_tags(call, arn)
@@ -189,5 +203,5 @@ class Frontend:
         op = OPERATIONS.get(name)
         if op is None or method != "POST":
             raise ApiError(Kind.UNKNOWN_OPERATION, f"unknown operation {method} {path}")
-        call = Call(self.engine, self.config, dialect, cred, host, ctx, name)
+        call.operation = name
         return await op.handler(call, op.parse(body))

@@ -1,7 +1,11 @@
 """Operating the server: ``GET /metrics`` (Prometheus), ``GET /healthz`` and ``GET /readyz``.
 
-The three routes are unauthenticated, like any Prometheus scrape or orchestrator probe, so they
-show nothing but counts, timings and index names: no keys, vectors or metadata.
+``/healthz`` and ``/readyz`` are unauthenticated, like any orchestrator probe, and say nothing of
+any tenant: no ids, names or store error texts (those go to the server's log). ``/metrics`` is
+unauthenticated too unless a metrics token is configured, and then shows process-wide series only:
+the per-index gauges are summed (tail rows) or their worst taken (lag), without labels. With a
+token (``--metrics-token``, sent as a Bearer token) it labels them by account, bucket and index,
+for at most ``MAX_INDEX_SERIES`` indexes, the most lagging first.
 
 Request metrics are labelled by dialect, operation and status. The operation label comes from
 :func:`operation_of`, which only ever returns a known operation name or ``unknown``, so a client
@@ -20,7 +24,8 @@ at a time within a deadline; an index whose probes fail or time out reports what
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -42,6 +47,8 @@ from engine.store import exists
 
 __all__ = ["IndexGauges", "observe_request", "operation_of", "readiness"]
 
+log = logging.getLogger("vecledger.api")
+
 REQUESTS = Counter(
     "vecledger_requests",
     "API requests answered, by dialect, operation and HTTP status.",
@@ -57,6 +64,13 @@ REQUEST_SECONDS = Histogram(
 PROBE_CONCURRENCY = 8  # per-index store probes in flight during one scrape
 SCRAPE_DEADLINE = 5.0  # seconds for all of a scrape's probes; Prometheus' default timeout is 10 s
 READY_DEADLINE = 2.0  # seconds for the readiness probe of the store
+MAX_INDEX_SERIES = 500  # labelled per-index series in one scrape (the most lagging, failed first)
+
+AUTH_FAILURES = Counter(
+    "vecledger_auth_failures",
+    "Requests refused by authentication: audited under the key's account, or not (unknown key, or past the rate).",
+    ["outcome"],
+)
 
 
 def operation_of(dialect: str, method: str, path: str, query: str) -> str:
@@ -71,7 +85,7 @@ def operation_of(dialect: str, method: str, path: str, query: str) -> str:
         return "ListVectorBuckets" if method == "GET" and not sub else "unknown"
     if dialect == "s3" and path.startswith("/_vecledger/") and method == "POST":
         action = path[len("/_vecledger/") :]
-        return f"Admin{action}" if action in admin.ACTIONS else "unknown"
+        return admin.operation_name(action) if action in admin.ACTIONS else "unknown"
     if dialect == "s3" and path.startswith("/tags/"):
         return {"GET": "ListTagsForResource", "DELETE": "UntagResource", "POST": "TagResource"}.get(method, "unknown")
     name = path.strip("/")
@@ -170,62 +184,76 @@ class IndexGauges:
                         tg.start_soon(probe, live, out[index_id])
         return list(out.values())
 
-    async def families(self) -> list[Metric]:
-        labels = ["account", "bucket", "index"]
+    async def families(self, per_index: bool) -> list[Metric]:
+        samples = await self.samples()
+        labels = ["account", "bucket", "index"] if per_index else []
         rows = GaugeMetricFamily(
             "vecledger_index_tail_rows",
-            "Keys in this process's in-memory tail (written, not yet folded into Lance) of an index.",
+            "Keys in this process's in-memory tail (written, not yet folded into Lance) of an index "
+            "(unlabelled: of every open index).",
             labels=labels,
         )
         lag = GaugeMetricFamily(
             "vecledger_materializer_lag_objects",
-            "Log objects of an index appended but not yet folded (past its checkpoint).",
+            "Log objects of an index appended but not yet folded (unlabelled: the most of any index).",
             labels=labels,
         )
         age = GaugeMetricFamily(
             "vecledger_materializer_lag_seconds",
-            "Seconds since the oldest unfolded append of an index was written (0 when none).",
+            "Seconds since the oldest unfolded append of an index was written (unlabelled: the most).",
             labels=labels,
         )
         leading = GaugeMetricFamily(
             "vecledger_materializer_leading",
-            "1 if this process holds the index's lease and folds it.",
+            "1 if this process holds the index's lease and folds it (unlabelled: how many it folds).",
             labels=labels,
         )
         failed = GaugeMetricFamily(
             "vecledger_materializer_failed",
-            "1 if the index's materializer stopped on a corrupt log object (see /readyz).",
+            "1 if the index's materializer stopped on a corrupt log object (unlabelled: how many).",
             labels=labels,
         )
         now = self.engine.clock.now()
-        samples = await self.samples()
-        for s in samples:
-            values = [s.account, s.bucket, s.index]
-            rows.add_metric(values, s.tail_rows)
-            lag.add_metric(values, max(0, s.log_seq - s.folded_seq))
-            age.add_metric(values, max(0.0, now - s.oldest_unfolded) if s.oldest_unfolded is not None else 0.0)
-            leading.add_metric(values, 1 if s.leading else 0)
-            failed.add_metric(values, 1 if s.failed else 0)
+
+        def ages(s: _Sample) -> float:
+            return max(0.0, now - s.oldest_unfolded) if s.oldest_unfolded is not None else 0.0
+
+        if per_index:
+            worst = sorted(samples, key=lambda s: (s.failed, s.log_seq - s.folded_seq, s.tail_rows), reverse=True)
+            for s in worst[:MAX_INDEX_SERIES]:
+                values = [s.account, s.bucket, s.index]
+                rows.add_metric(values, s.tail_rows)
+                lag.add_metric(values, max(0, s.log_seq - s.folded_seq))
+                age.add_metric(values, ages(s))
+                leading.add_metric(values, 1 if s.leading else 0)
+                failed.add_metric(values, 1 if s.failed else 0)
+        else:
+            rows.add_metric([], sum(s.tail_rows for s in samples))
+            lag.add_metric([], max((max(0, s.log_seq - s.folded_seq) for s in samples), default=0))
+            age.add_metric([], max((ages(s) for s in samples), default=0.0))
+            leading.add_metric([], sum(1 for s in samples if s.leading))
+            failed.add_metric([], sum(1 for s in samples if s.failed))
         count = GaugeMetricFamily("vecledger_indexes_open", "Indexes this process has open.", value=len(samples))
         return [rows, lag, age, leading, failed, count]
 
-    async def render(self, accept: str) -> tuple[bytes, str]:
+    async def render(self, accept: str, per_index: bool) -> tuple[bytes, str]:
         """(body, content type): the process-wide metrics and this engine's per-index gauges, in
         the format the scraper's Accept header asks for (Prometheus text, or OpenMetrics)."""
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Scrape(await self.families()))
+        registry.register(_Scrape(await self.families(per_index)))
         encode, content_type = choose_encoder(accept)
         return encode(registry), content_type
 
 
-def _failed_lines(engine: Engine) -> Iterator[str]:
+def _log_failed(engine: Engine) -> None:
+    """The stopped materializers, by name, for the operator: the server's log, not /readyz."""
     for index_id, error in sorted(engine.failed_materializers.items()):
         try:
             name = engine.index_by_id(index_id)
-            label = f"{name.bucket_name}/{name.name}"
+            label = f"{name.account}/{name.bucket_name}/{name.name}"
         except VecledgerError:
             label = index_id
-        yield f"degraded: the materializer of index {label} stopped: {error}"
+        log.warning("the materializer of index %s stopped: %s", label, error)
 
 
 async def readiness(engine: Engine | None) -> tuple[int, str]:
@@ -237,8 +265,9 @@ async def readiness(engine: Engine | None) -> tuple[int, str]:
     A materializer stopped on a corrupt log object does NOT make the process unready. The damage
     is in the shared log, so every replica sees it: failing readiness would take all of them out
     of rotation and turn one damaged index into an outage of every index, while reads of that
-    index, and everything of every other index, keep working. It is reported in the body
-    (``degraded: ...``) and as ``vecledger_materializer_failed`` for alerting instead.
+    index, and everything of every other index, keep working. It is reported in the body as a
+    count (``degraded: ...``), by name in the server's log, and as ``vecledger_materializer_failed``
+    for alerting. The probe is unauthenticated: it names no index and repeats no error text.
     """
     if engine is None:
         return 503, "not ready: the engine is not open\n"
@@ -247,7 +276,11 @@ async def readiness(engine: Engine | None) -> tuple[int, str]:
             await exists(engine.store, keys.log_entry(keys.CATALOG_LOG, engine.catalog.state.seq + 1))
     except TimeoutError:
         return 503, f"not ready: the object store did not answer within {READY_DEADLINE:g} s\n"
-    except Exception as e:  # any failure of the store means not ready; say which
-        return 503, f"not ready: the object store failed a probe: {e}\n"
-    lines = ["ready", *_failed_lines(engine)]
+    except Exception as e:  # any failure of the store means not ready; the log says which
+        log.warning("readiness: the object store failed a probe: %s", e)
+        return 503, f"not ready: the object store failed a probe ({type(e).__name__})\n"
+    lines = ["ready"]
+    if failed := len(engine.failed_materializers):
+        _log_failed(engine)
+        lines.append(f"degraded: {failed} index materializer(s) stopped on a corrupt log object (see the server log)")
     return 200, "\n".join(lines) + "\n"

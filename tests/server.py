@@ -96,7 +96,12 @@ def running_server(
     )
     config = replace(config, **overrides)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(config, clock=clock, wrap_store=wrap_store), log_level="warning", lifespan="on")
+        uvicorn.Config(
+            create_app(config, clock=clock, wrap_store=wrap_store),
+            log_level="warning",
+            lifespan="on",
+            **config.uvicorn_options(),  # type: ignore[arg-type]
+        )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -106,7 +111,7 @@ def running_server(
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", port, config)
+        yield RunningServer(f"{config.scheme}://127.0.0.1:{port}", port, config)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

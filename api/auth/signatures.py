@@ -90,6 +90,20 @@ def _lookup(keys: dict[str, Credential], access_key: str) -> Credential:
     return cred
 
 
+def _once_each(req: SignedRequest, signed: list[str], access_key: str) -> None:
+    """Refuse a signed header sent twice: the signature would cover one copy while routing or the
+    dialect read the other, so a captured request could be pointed elsewhere."""
+    names = [k.lower() for k, _ in req.headers]
+    for name in signed:
+        if names.count(name) > 1:
+            raise AuthError(f"the signed header {name} appears more than once", access_key, reason="InvalidArgument")
+
+
+def _check_body_hash(declared: str | None, body: bytes, access_key: str) -> None:
+    if declared is not None and declared != "UNSIGNED-PAYLOAD" and declared != _sha(body):
+        raise AuthError("the body does not match its signed hash", access_key, reason="InvalidDigest")
+
+
 def scheme_of(req: SignedRequest) -> str | None:
     auth = req.header("authorization") or ""
     return auth.split(" ", 1)[0] if auth else None
@@ -101,6 +115,7 @@ def verify_aws(req: SignedRequest, keys: dict[str, Credential], now: float, skew
         raise AuthError("the Authorization header is malformed")
     access_key, date, region, service, signed, signature = m.groups()
     cred = _lookup(keys, access_key)
+    _once_each(req, signed.split(";"), access_key)
     amz_date = req.header("x-amz-date")
     _check_skew(_timestamp(amz_date), now, skew)
     segments = [s for s in req.raw_path.split("/") if s not in ("", ".")]
@@ -110,8 +125,7 @@ def verify_aws(req: SignedRequest, keys: dict[str, Credential], now: float, skew
         for name in signed.split(";")
     )
     payload = req.header("x-amz-content-sha256") or _sha(req.body)
-    if payload not in ("UNSIGNED-PAYLOAD",) and payload != _sha(req.body):
-        raise AuthError("the body does not match its signed hash", access_key)
+    _check_body_hash(payload, req.body, access_key)
     canonical = "\n".join([req.method, uri, _canonical_query(req.query), headers, signed, payload])
     scope = f"{date}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date or "", scope, _sha(canonical)])
@@ -129,6 +143,7 @@ def verify_tos(req: SignedRequest, keys: dict[str, Credential], now: float, skew
         raise AuthError("the Authorization header is malformed")
     access_key, date, region, service, signed, signature = m.groups()
     cred = _lookup(keys, access_key)
+    _once_each(req, signed.split(";"), access_key)
     tos_date = req.header("x-tos-date")
     _check_skew(_timestamp(tos_date), now, skew)
     headers = "".join(f"{name}:{req.header(name) or ''}\n" for name in signed.split(";"))
@@ -149,6 +164,8 @@ def verify_tos(req: SignedRequest, keys: dict[str, Credential], now: float, skew
         raise AuthError("the request signature does not match", access_key, reason="SignatureDoesNotMatch")
     if "host" not in signed.split(";"):
         raise AuthError("the Host header must be signed", access_key)
+    # The TOS SDK signs UNSIGNED-PAYLOAD; a client that signs the body's hash gets it checked.
+    _check_body_hash(req.header("x-tos-content-sha256"), req.body, access_key)
     return cred
 
 

@@ -24,12 +24,12 @@ from api.config import (
 
 BANNER = """\
 vecledger is serving {root}
-  endpoint:  http://{host}
+  endpoint:  {scheme}://{host}
   account:   {account}
   access key {key} / secret {secret}
 
   import boto3
-  s3v = boto3.client("s3vectors", endpoint_url="http://{host}", region_name="{region}",
+  s3v = boto3.client("s3vectors", endpoint_url="{scheme}://{host}", region_name="{region}",
                      aws_access_key_id="{key}", aws_secret_access_key="{secret}")
   s3v.create_vector_bucket(vectorBucketName="my-bucket")
 """
@@ -70,6 +70,24 @@ vecledger is serving {root}
     default=env_flag("NO_MATERIALIZE"),
     help="Serve the API only; a separate `vecledger materialize` (or another server) folds the logs.",
 )
+@click.option("--tls-cert", default=lambda: env("TLS_CERT"), help="PEM certificate (chain): serve HTTPS.")
+@click.option("--tls-key", default=lambda: env("TLS_KEY"), help="PEM private key of --tls-cert.")
+@click.option(
+    "--proxy-headers",
+    is_flag=True,
+    default=env_flag("PROXY_HEADERS"),
+    help="Take the client address and scheme from X-Forwarded-For/-Proto (behind a proxy); off by default.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default=lambda: env("FORWARDED_ALLOW_IPS"),
+    help="Comma-separated proxy addresses whose X-Forwarded-* headers --proxy-headers trusts.",
+)
+@click.option(
+    "--metrics-token",
+    default=lambda: env("METRICS_TOKEN"),
+    help="Require 'Authorization: Bearer <token>' on /metrics, which then labels series per index.",
+)
 def serve(**options: Any) -> None:
     """Serve the S3 Vectors, OSS Vectors and TOS Vectors APIs over HTTP.
 
@@ -94,6 +112,11 @@ def server_config(
     write_requests_per_second: float | None,
     write_vectors_per_second: float | None,
     no_materialize: bool,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str | None = None,
+    metrics_token: str | None = None,
 ) -> ServerConfig:
     creds = load_keys_file(keys_file) if keys_file else {}
     cred = root_credential()
@@ -109,6 +132,10 @@ def server_config(
             "vecledger: no credentials. Set VECLEDGER_ACCESS_KEY_ID, VECLEDGER_SECRET_ACCESS_KEY and "
             "VECLEDGER_ACCOUNT_ID, pass --keys-file, or --dev for development credentials."
         )
+    if bool(tls_cert) != bool(tls_key):
+        raise SystemExit("vecledger: --tls-cert and --tls-key go together")
+    if proxy_headers and not forwarded_allow_ips:
+        raise SystemExit("vecledger: --proxy-headers needs --forwarded-allow-ips (the proxies to trust)")
     return ServerConfig(
         root=root,
         host=host,
@@ -118,6 +145,11 @@ def server_config(
         no_auth=no_auth,
         default_account=cred.account if cred else DEV_ACCOUNT,
         credentials=creds,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        metrics_token=metrics_token,
         engine=replace(
             engine_settings(s3_endpoint, region),
             write_requests_per_second=write_requests_per_second,
@@ -144,6 +176,7 @@ def banner(config: ServerConfig) -> str:
         key=root.access_key_id if root else "(any)",
         secret=secret,
         region=config.region,
+        scheme=config.scheme,
     )
 
 
@@ -160,7 +193,7 @@ def run_server(config: ServerConfig) -> None:
     print(banner(config), flush=True)
     app = create_app(config)
     tune_gc()
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", **config.uvicorn_options())  # type: ignore[arg-type]
 
 
 def tune_gc() -> None:

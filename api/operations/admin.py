@@ -2,9 +2,12 @@
 index status.
 
 ``POST /_vecledger/<action>`` with a JSON body, signed like any S3 Vectors request (SigV4). Each
-names a bucket; the caller's account must own it, or the request is refused and audited. The
-restore, the quota and the retention changes are catalog events, so they are audited like every
-mutation.
+names a bucket; the caller's account must own it, or the request is refused and audited. The bucket
+policy applies as to every call: the action is named ``s3vectors:Admin<Action>`` (``AdminRestore``,
+``AdminAudit``, ``AdminQuota``, ``AdminRetention``, ``AdminReplayCheck``, ``AdminIndexStatus``), and
+each implies the S3 Vectors actions whose effect it has, so that a user denied GetVectors on an
+index cannot read it by restoring a copy, nor change an index it may not write. The restore, the
+quota and the retention changes are catalog events, so they are audited like every mutation.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class RestoreBody(Req):
 
 
 class AuditBody(Req):
-    vectorBucketName: str
+    vectorBucketName: str | None = None  # None: the whole account (its root only)
     indexName: str | None = None
     key: str | None = None
     principal: str | None = None
@@ -70,17 +73,24 @@ def _time(value: str | None, field: str) -> float | None:
         raise validation(f"{field}: {e}", field) from None
 
 
-async def _owner(call: Call, bucket: str) -> BucketRef:
+def operation_name(action: str) -> str:
+    """``replay-check`` -> ``AdminReplayCheck``: the name policies, metrics and the audit use."""
+    return "Admin" + "".join(part.capitalize() for part in action.split("-"))
+
+
+async def _owner(call: Call, bucket: str, index: str | None = None, also: tuple[str, ...] = ()) -> BucketRef:
+    """The caller's own bucket (else NotFound), once the bucket policy allows the call on it."""
     ref = BucketRef(call.account, bucket)
-    await call.engine.get_bucket(ref)  # the caller's own bucket, or NotFound
+    await call.engine.get_bucket(ref)
+    await call.authorize(ref, index, also)
     return ref
 
 
 async def restore(call: Call, body: bytes) -> Any:
     req = parse_body(RestoreBody, body)
-    ref = await _owner(call, req.vectorBucketName)
-    into = await _owner(call, req.intoBucketName or req.vectorBucketName)
     name = limits.index_name(req.intoIndexName, "intoIndexName")
+    ref = await _owner(call, req.vectorBucketName, req.indexName, ("GetIndex", "GetVectors"))
+    into = await _owner(call, req.intoBucketName or req.vectorBucketName, name, ("CreateIndex", "PutVectors"))
     index = await call.engine.restore_index(
         call.ctx,
         IndexRef(ref.account, ref.name, req.indexName),
@@ -95,7 +105,13 @@ async def restore(call: Call, body: bytes) -> Any:
 
 async def audit(call: Call, body: bytes) -> Any:
     req = parse_body(AuditBody, body)
-    await _owner(call, req.vectorBucketName)
+    if req.vectorBucketName is not None:
+        await _owner(call, req.vectorBucketName, req.indexName, ("GetVectors",) if req.verbose else ())
+    elif call.credential.user is not None or req.indexName is not None:
+        # No bucket policy governs an account-wide query: only the account's root may ask it.
+        raise validation(
+            "vectorBucketName is required (an account-wide audit is for the root only)", "vectorBucketName"
+        )
     if req.outcome is not None and req.outcome not in OUTCOMES:
         raise validation(f"outcome must be one of {', '.join(OUTCOMES)}", "outcome")
     q = AuditQuery(
@@ -115,7 +131,7 @@ async def audit(call: Call, body: bytes) -> Any:
 
 async def quota(call: Call, body: bytes) -> Any:
     req = parse_body(QuotaBody, body)
-    ref = await _owner(call, req.vectorBucketName)
+    ref = await _owner(call, req.vectorBucketName, req.indexName)
     index = await call.engine.set_index_quota(
         call.ctx, IndexRef(ref.account, ref.name, req.indexName), req.requestsPerSecond, req.vectorsPerSecond
     )
@@ -128,7 +144,7 @@ async def retention(call: Call, body: bytes) -> Any:
     returns to the server's default; ``logRetentionSeconds`` 0 keeps the log forever (and a null
     in the reply means forever)."""
     req = parse_body(RetentionBody, body)
-    ref = await _owner(call, req.vectorBucketName)
+    ref = await _owner(call, req.vectorBucketName, req.indexName)
     fields = {"pitrWindowSeconds": "pitr_window", "logRetentionSeconds": "log_retention"}
     changes = {fields[f]: getattr(req, f) for f in req.model_fields_set if f in fields}
     index = await call.engine.set_index_retention(call.ctx, IndexRef(ref.account, ref.name, req.indexName), changes)
@@ -148,7 +164,7 @@ def retention_reply(own: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 async def replay_check(call: Call, body: bytes) -> Any:
     req = parse_body(IndexBody, body)
-    ref = await _owner(call, req.vectorBucketName)
+    ref = await _owner(call, req.vectorBucketName, req.indexName, ("GetVectors",))
     report = await call.engine.replay_check(IndexRef(ref.account, ref.name, req.indexName))
     return {
         "ok": report.ok,
@@ -162,7 +178,7 @@ async def replay_check(call: Call, body: bytes) -> Any:
 async def index_status(call: Call, body: bytes) -> Any:
     """What the S3 API does not say: vector count, folded and logged seqs, and the index type."""
     req = parse_body(IndexBody, body)
-    ref = await _owner(call, req.vectorBucketName)
+    ref = await _owner(call, req.vectorBucketName, req.indexName, ("GetIndex",))
     s = await call.engine.index_status(IndexRef(ref.account, ref.name, req.indexName))
     return {
         "vectors": s.vectors,

@@ -72,7 +72,8 @@ async def delete_vectors(call: Call, req: models.DeleteVectors) -> Any:
 
 @operation("ListVectors", models.ListVectors)
 async def list_vectors(call: Call, req: models.ListVectors) -> Any:
-    also = ("GetVectors",) if req.returnData or req.returnMetadata else ()
+    # A filter reads metadata values as surely as returning them does.
+    also = ("GetVectors",) if req.returnData or req.returnMetadata or req.filter is not None else ()
     ref = await index_ref(call, req, also)
     if (req.segmentCount is None) != (req.segmentIndex is None):
         raise validation("segmentCount and segmentIndex must be given together", "segmentCount")

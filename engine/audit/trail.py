@@ -29,9 +29,11 @@ class AuditLog:
         self.ids = ids
         self._appender = Appender(store, keys.AUDIT_LOG, clock)
 
-    async def denied(self, ctx: RequestContext, operation: str, resource: str, reason: str) -> int:
-        """Record a refused request; returns the seq of the audit entry."""
-        return await self.record(ctx, REQUEST_DENIED, operation, resource, reason)
+    async def denied(self, ctx: RequestContext, operation: str, resource: str, reason: str, **details: Any) -> int:
+        """Record a refused request; returns the seq of the audit entry. ``ctx.account`` is whose
+        audit shows it (the caller's); an ``owner`` detail names the account owning the resource,
+        whose audit shows it too (only given when that resource exists)."""
+        return await self.record(ctx, REQUEST_DENIED, operation, resource, reason, **details)
 
     async def record(
         self, ctx: RequestContext, type: str, operation: str, resource: str, reason: str, **details: Any

@@ -143,9 +143,11 @@ class LiveIndex:
     async def _append(self, events: list[Event]) -> int:
         assert self._appender is not None, "LiveIndex.open() first"
         if self.corrupt is not None:
+            # The key names internal ids: the operator finds it in the server's log and /metrics.
             raise Unavailable(
-                f"index {self.index.name!r} cannot take writes: its log is corrupt at {self.corrupt.key} "
-                "(restore the object from a backup, or restore the index to a seq before it)"
+                f"index {self.index.name!r} cannot take writes: its log is corrupt "
+                "(the server's log names the object; restore it from a backup, or restore the index "
+                "to a point before it)"
             )
         marked = self.activity.due()
         if marked:
