@@ -95,6 +95,8 @@ def running_server(
         engine=backend.settings,
     )
     config = replace(config, **overrides)
+    if config.base_host and "{port}" in config.base_host:  # a host name for the port chosen here
+        config = replace(config, base_host=config.base_host.format(port=port))
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config, clock=clock, wrap_store=wrap_store),
@@ -111,7 +113,7 @@ def running_server(
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield RunningServer(f"{config.scheme}://127.0.0.1:{port}", port, config)
+        yield RunningServer(f"{config.scheme}://{config.base_host or f'127.0.0.1:{port}'}", port, config)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
