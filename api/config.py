@@ -53,6 +53,7 @@ class ServerConfig:
     clock_skew: float = 15 * 60
     max_body_bytes: int = 20 * 1024 * 1024  # larger bodies are refused unread
     body_timeout: float = 30.0  # seconds to receive a whole request body (slow clients are cut off)
+    max_inflight_body_bytes: int = 512 * 1024 * 1024  # bodies held at once, over all requests
     tls_cert: str | None = None  # PEM files: serve HTTPS (aws:SecureTransport is then true)
     tls_key: str | None = None
     # Trust X-Forwarded-For/-Proto only when asked, and only from these addresses: otherwise any
@@ -113,7 +114,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); when an idle materializer parks from
     ``VECLEDGER_MATERIALIZE_IDLE_EXIT`` (seconds) and when an idle index closes from
     ``VECLEDGER_INDEX_CLOSE_AFTER`` and ``VECLEDGER_MAX_OPEN_INDEXES``; the Lance caches from
-    ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``."""
+    ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``; the unfolded tail's budget per
+    index from ``VECLEDGER_MAX_TAIL_MB``."""
     env = dict(os.environ) if env is None else env
     names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
     tuning = IndexTuning.for_index_type(
@@ -135,6 +137,7 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
         materialize_idle_exit=float(env.get("VECLEDGER_MATERIALIZE_IDLE_EXIT", Settings.materialize_idle_exit)),
         index_close_after=float(env.get("VECLEDGER_INDEX_CLOSE_AFTER", Settings.index_close_after)),
         max_open_indexes=int(env.get("VECLEDGER_MAX_OPEN_INDEXES", Settings.max_open_indexes)),
+        max_tail_bytes=int(float(env.get("VECLEDGER_MAX_TAIL_MB", Settings.max_tail_bytes / MB)) * MB),
         s3=S3Settings(
             endpoint_url=s3_endpoint,
             region=env.get("VECLEDGER_S3_REGION", region),

@@ -37,12 +37,32 @@ from engine.errors import VecledgerError
 log = logging.getLogger("vecledger.api")
 
 
-async def read_body(request: Request, limit: int, deadline: float) -> bytes:
+class BodyBudget:
+    """The bytes of request bodies held at once, across every request: bodies are read before a
+    signature can be checked (it covers them), so without a global bound a few hundred anonymous
+    clients each sending the largest body allowed could exhaust memory. Past the budget a request
+    is refused at once, retryably (503), before its body is read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> None:
+        if self.used + n > self.limit:
+            raise ApiError(Kind.UNAVAILABLE, "the server is receiving too many request bodies at once; retry")
+        self.used += n
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
+async def read_body(request: Request, limit: int, deadline: float, budget: BodyBudget, held: list[int]) -> bytes:
     """The body, refused past ``limit`` bytes or ``deadline`` seconds, never buffered beyond the limit.
 
     A declared Content-Length over the limit is refused before a byte is read; a chunked body is
     counted as it arrives. The deadline covers the whole body, so a client trickling one byte a
-    second (slowloris) cannot hold a connection and a request slot for longer than that.
+    second (slowloris) cannot hold a connection and a request slot for longer than that. The bytes
+    are taken from ``budget`` as they are (``held`` says how many, for the caller to give back).
     """
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -55,6 +75,8 @@ async def read_body(request: Request, limit: int, deadline: float) -> bytes:
                 size += len(chunk)
                 if size > limit:
                     raise validation(f"the request body exceeds {limit} bytes")
+                budget.take(len(chunk))
+                held[0] += len(chunk)
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(Kind.TIMEOUT, f"the request body did not arrive within {deadline:g} seconds") from None
@@ -82,6 +104,7 @@ class Frontend:
         self.config = config
         self.engine = engine
         self.failures = failures.FailureLimits(engine.clock)
+        self.bodies = BodyBudget(config.max_inflight_body_bytes)
 
     def _credential(self, dialect: Dialect, req: auth.SignedRequest, host: tuple[str, str] | None) -> Credential:
         keys, now, skew = self.config.credentials, self.engine.clock.now(), self.config.clock_skew
@@ -117,9 +140,10 @@ class Frontend:
         dialect = detect(headers)
         request_id = self.engine.ids.new_id()[:16].upper()
         source = request.client.host if request.client else ""
+        held = [0]
         try:
             try:
-                body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
+                body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout, self.bodies, held)
             except ApiError as e:
                 response = dialect.error(e, request_id)
                 if e.kind is Kind.TIMEOUT:  # a slow client: stop reading it, close the connection
@@ -153,6 +177,8 @@ class Frontend:
         except Exception:
             log.exception("request %s failed", request_id)
             return dialect.error(ApiError(Kind.INTERNAL, "the service could not complete the request"), request_id)
+        finally:
+            self.bodies.give(held[0])
 
     async def _auth_failed(
         self, e: auth.AuthError, req: auth.SignedRequest, source: str, request_id: str, dialect: Dialect

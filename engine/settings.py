@@ -100,6 +100,11 @@ class Settings:
     # A holder that dies hands over within this time.
     lease_seconds: float = 10.0
     max_dimension: int = 4096
+    # Back-pressure: writes to an index are throttled (retryable) while the rows written and not
+    # yet folded would hold more than this many bytes in this process's tail (an estimate of the
+    # vectors' size), so a materializer that falls behind, or cannot fold, bounds memory instead
+    # of exhausting it.
+    max_tail_bytes: int = 1024 * 1024 * 1024
     # Default write quotas per index (None: unlimited); an index's own quota overrides them.
     write_requests_per_second: float | None = None
     write_vectors_per_second: float | None = None

@@ -259,8 +259,7 @@ def scan_keys(
         conds.append(f"key > {sql_list([after])}")
     if segment_count > 1:
         conds.append(f"key_hash % {segment_count} = {segment_index}")
-    table = ds.to_table(columns=["key"], filter=" AND ".join(conds) or None)
-    keys = table.column("key")
-    if len(keys) > limit:
-        keys = pc.take(keys, pc.select_k_unstable(table, limit, [("key", "ascending")]))
-    return sorted(keys.to_pylist())
+    # Lance's sort with a limit is a streaming top-k: a page holds ``limit`` keys in memory, not
+    # every key past the token (which it still reads: ~60 ms a page at 1M rows, measured).
+    table = ds.to_table(columns=["key"], filter=" AND ".join(conds) or None, order_by=["key"], limit=limit)
+    return [str(k) for k in table.column("key").to_pylist()]

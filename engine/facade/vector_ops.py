@@ -32,6 +32,7 @@ class VectorOps:
     async def _admit(self, ctx: RequestContext, live: LiveIndex, operation: str, vectors: int) -> None:
         quota = live.index.quota or {}
         try:
+            live.check_backlog(vectors)
             live.quota.admit(
                 quota.get("requests_per_second", self.settings.write_requests_per_second),
                 quota.get("vectors_per_second", self.settings.write_vectors_per_second),

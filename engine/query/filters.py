@@ -190,11 +190,12 @@ class _Compiler:
             sql, pred = _eq(key, arg)
             return (sql, pred) if op == "$eq" else _not(sql, pred)
         if op in ("$in", "$nin"):
-            if not isinstance(arg, list) or not arg or not all(_is_primitive(a) for a in arg):
-                raise self.fail(f"{op} takes a non-empty array of strings, numbers or booleans")
-            self.nodes += len(arg) - 1  # each term is one more condition to compile and evaluate
+            # Counted before the terms are looked at: a 2-million-term list is refused at once.
+            self.nodes += len(arg) - 1 if isinstance(arg, list) else 0  # each term is one more condition
             if self.nodes > MAX_NODES:
                 raise self.fail(f"a filter may hold at most {MAX_NODES} conditions, counting each {op} term")
+            if not isinstance(arg, list) or not arg or not all(_is_primitive(a) for a in arg):
+                raise self.fail(f"{op} takes a non-empty array of strings, numbers or booleans")
             sql, pred = _any([_eq(key, a) for a in arg])
             return (sql, pred) if op == "$in" else _not(sql, pred)
         if op == "$exists":

@@ -20,7 +20,7 @@ from engine.catalog.state import Index
 from engine.clock import Clock, IdSource
 from engine.context import RequestContext
 from engine.dataset import Hit, forget_row_keys, key_hash, scan_keys, search, take, text_config
-from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Unavailable
+from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Throttled, Unavailable
 from engine.log import Appender, EventObject, read_log
 from engine.log.event import ARROW, TEXT_SEARCH_CHANGED, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
 from engine.log.payload import VectorBatch, Vectors, encode_vectors, parse_metadata
@@ -171,6 +171,17 @@ class LiveIndex:
         return Event.new(
             ctx, id=self.ids.new_id(), type=type, time=self.clock.now(), payload=payload, format=fmt, attrs=attrs
         )
+
+    def check_backlog(self, rows: int) -> None:
+        """Refuse a write (retryably) that would grow the unfolded tail past its budget; a first
+        write into an empty tail always passes, whatever its size."""
+        held = len(self.tail)
+        per_row = 4 * self.index.dimension + 64  # the vector, and the key and metadata, roughly
+        if held and (held + rows) * per_row > self.settings.max_tail_bytes:
+            raise Throttled(
+                f"index {self.index.name!r} has {held} rows written and not yet folded; "
+                "retry once the materializer has caught up"
+            )
 
     async def put(self, ctx: RequestContext, batch: VectorBatch) -> list[int]:
         """Append a put; batches over the event size become chunk events (not atomic as a whole)."""

@@ -58,7 +58,9 @@ def test_store_failures_reach_no_caller_in_detail(backend: Backend) -> None:
         assert ready.status_code == 503 and "injected" not in ready.text and "catalog" not in ready.text, ready.text
         try:
             client.put_vectors(
-                vectorBucketName="private-plans", indexName="merger", vectors=[{"key": "x", "data": {"float32": [1, 1]}}]
+                vectorBucketName="private-plans",
+                indexName="merger",
+                vectors=[{"key": "x", "data": {"float32": [1, 1]}}],
             )
             raise AssertionError("the put should have failed")
         except client.exceptions.ServiceUnavailableException as e:

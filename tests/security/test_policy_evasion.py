@@ -52,7 +52,12 @@ def test_not_action_and_not_principal_invert_their_element(srv: RunningServer) -
         policy=policy(
             {"Effect": "Allow", "Principal": "*", "NotAction": "s3vectors:GetVectors", "Resource": "*"},
             # Deny everyone but Alice's account the writes.
-            {"Effect": "Deny", "NotPrincipal": {"AWS": ALICE.account}, "Action": "s3vectors:PutVectors", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "NotPrincipal": {"AWS": ALICE.account},
+                "Action": "s3vectors:PutVectors",
+                "Resource": "*",
+            },
         ),
     )
     assert b.get_index(indexArn=INDEX_ARN)["index"]["indexName"] == "docs"
@@ -88,7 +93,9 @@ def test_a_user_of_the_owning_account_cannot_lift_the_deny_on_it(srv: RunningSer
 def test_the_admin_endpoints_obey_the_bucket_policy(srv: RunningServer) -> None:
     b, carol = srv.s3vectors(BOB), srv.s3vectors(CAROL)
     b.create_vector_bucket(vectorBucketName="held")
-    b.create_index(vectorBucketName="held", indexName="secret", dataType="float32", dimension=2, distanceMetric="cosine")
+    b.create_index(
+        vectorBucketName="held", indexName="secret", dataType="float32", dimension=2, distanceMetric="cosine"
+    )
     b.put_vectors(vectorBucketName="held", indexName="secret", vectors=[{"key": "k", "data": {"float32": [1, 2]}}])
     arn = f"arn:aws:s3vectors:us-east-1:{BOB.account}:bucket/held/index/secret"
     deny_reads = {

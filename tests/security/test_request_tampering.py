@@ -57,7 +57,9 @@ def test_a_tos_body_swapped_under_its_signed_hash_is_refused(srv: RunningServer)
     from tos.auth import Auth
     from tos.http import Request as TosRequest
 
-    req = TosRequest("POST", f"{srv.url}/PutVectors", "/PutVectors", f"127.0.0.1:{srv.port}", data=signed_body, headers={})
+    req = TosRequest(
+        "POST", f"{srv.url}/PutVectors", "/PutVectors", f"127.0.0.1:{srv.port}", data=signed_body, headers={}
+    )
     req.headers["x-tos-content-sha256"] = hashlib.sha256(signed_body).hexdigest()
     Auth(ALICE.access_key_id, ALICE.secret_access_key, "cn-beijing", service="tosvectors").sign_request(req)
     headers = [(str(k), str(v)) for k, v in req.headers.items() if str(k).lower() != "content-length"]

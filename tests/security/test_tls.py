@@ -75,7 +75,9 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture
-def tls_server(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RunningServer, Path]]:
+def tls_server(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[RunningServer, Path]]:
     ca, cert, key = make_certificates(tmp_path)
     real = socket.getaddrinfo
 
