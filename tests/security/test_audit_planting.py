@@ -32,7 +32,8 @@ def records(srv: RunningServer, cred: Credential = ALICE, **body: Any) -> list[d
 def test_unsigned_requests_cannot_plant_records_in_another_accounts_audit(srv: RunningServer) -> None:
     srv.s3vectors(ALICE).create_vector_bucket(vectorBucketName="victim")
     forged = (
-        "AWS4-HMAC-SHA256 Credential=AKIAFORGED/20261202/us-east-1/s3vectors/aws4_request, SignedHeaders=host, Signature="
+        "AWS4-HMAC-SHA256 Credential=AKIAFORGED/20261202/us-east-1/s3vectors/aws4_request, "
+        + "SignedHeaders=host, Signature="
         + "0" * 64
     )
     for path, headers in [

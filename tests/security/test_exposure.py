@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from engine.store import FaultyStore, ObjectStore
 from engine.store.faulty import ERROR, Fault
@@ -79,10 +80,8 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(backend: Backend) 
             bob = srv.s3vectors(BOB)
             bob.meta.events.register("before-sign.s3vectors.*", forge)
             arn = f"arn:aws:s3vectors:us-east-1:{ALICE.account}:bucket/{bucket}"
-            try:
+            with pytest.raises(bob.exceptions.AccessDeniedException):
                 bob.get_vector_bucket(vectorBucketArn=arn)
-            except bob.exceptions.AccessDeniedException:
-                pass
             status, reply = admin(srv, "audit", {"vectorBucketName": bucket, "outcome": "denied"})
             assert status == 200, reply
             (record,) = reply["records"]
