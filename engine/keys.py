@@ -59,6 +59,14 @@ def index_log(bucket_id: str, index_id: str) -> str:
     return index_root(bucket_id, index_id) + "log/"
 
 
+def index_log_of(key: str) -> str | None:
+    """The index log a key under ``DATA`` belongs to (``data/<b>/<i>/log/<seq>``), or None."""
+    parts = key.split("/")
+    if len(parts) == 5 and key.startswith(DATA) and parts[3] == "log" and parts[4].isdigit():
+        return index_log(parts[1], parts[2])
+    return None
+
+
 def lance_under(root: str) -> str:
     """The Lance dataset of a materialization root (an index root, or a scratch root)."""
     return root + "lance"

@@ -31,6 +31,7 @@ class RestoreBody(Req):
     toSeq: int | None = None
     toTime: str | None = None
     indexId: str | None = None
+    allowBrokenChain: bool = False
 
 
 class AuditBody(Req):
@@ -98,6 +99,7 @@ async def restore(call: Call, body: bytes) -> Any:
         to_seq=req.toSeq,
         to_time=_time(req.toTime, "toTime"),
         source_id=req.indexId,
+        allow_broken_chain=req.allowBrokenChain,
     )
     src = index.restored_from or {}
     return {"indexArn": call.index_id(IndexRef(into.account, into.name, name)), "restoredFromSeq": src.get("seq")}

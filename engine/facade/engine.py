@@ -84,6 +84,7 @@ class Engine:
         self.restore_index = self.recovery.restore_index
         self.replay_check = self.recovery.replay_check
         self.audit_records = self.recovery.audit_records
+        self.verify_logs = self.recovery.verify_logs
         # Status.
         self.index_status = self.status.index_status
 

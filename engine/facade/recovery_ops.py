@@ -14,6 +14,7 @@ from engine.errors import IndexAlreadyExists, IndexNotFound, ValidationError
 from engine.facade.catalog_ops import CatalogOps, index_created
 from engine.ids import SCRATCH_ID, short_id
 from engine.log import event as ev
+from engine.log.chain import ChainReport, verify_chain
 from engine.refs import IndexRef
 from engine.settings import Settings
 from engine.store import ObjectStore
@@ -45,12 +46,14 @@ class RecoveryOps:
         to_time: float | None = None,
         source_id: str | None = None,
         progress: recovery.Progress | None = None,
+        allow_broken_chain: bool = False,
     ) -> Index:
         """Rebuild ``source`` as it stood at a seq or a time into a new index ``into``.
 
         By time, the source is the index that bore the name then (it may since have been deleted,
         or deleted and re-created); by seq, the live index of that name, else the last deleted one,
-        or exactly ``source_id``.
+        or exactly ``source_id``. The stretch of log it replays must pass its hash chain check
+        unless ``allow_broken_chain`` (a damaged log can still be recovered from, knowingly).
         """
         if (to_seq is None) == (to_time is None):
             raise ValidationError("give exactly one of a seq and a time to restore to", field="to")
@@ -74,6 +77,8 @@ class RecoveryOps:
             assert to_time is not None
             upto = recovery.check_upto(await recovery.seq_at_time(self.store, prefix, to_time), tail, "that time")
         await recovery.check_restorable(self.store, src, upto)
+        if not allow_broken_chain:
+            await recovery.check_chain(self.store, src, upto)
         state = await self.catalog.refresh()
         bucket = state.bucket(into.account, into.bucket)
         if (bucket.id, into.name) in state.index_names:
@@ -101,6 +106,18 @@ class RecoveryOps:
         index = self.catalog.state.index(bucket, into.name)
         await self.indexes.runtime.open(index)
         return index
+
+    async def verify_logs(self) -> list[ChainReport]:
+        """The hash chain check of every log: the catalog's, the audit log, and every index's
+        (deleted ones too, whose logs remain): those of the catalog's state and every data log the
+        store holds, since a tampered catalog log must not hide an index whose creation it lost."""
+        state = await self.catalog.refresh()
+        logs = {keys.index_log(i.bucket_id, i.id) for i in [*state.indexes.values(), *state.deleted_indexes.values()]}
+        async for info in self.store.list(keys.DATA):  # every object: an offline check, linear in the root
+            if (log := keys.index_log_of(info.key)) is not None:
+                logs.add(log)
+        prefixes = [keys.CATALOG_LOG, keys.AUDIT_LOG, *sorted(logs)]
+        return [await verify_chain(self.store, p) for p in prefixes]
 
     async def audit_records(self, q: audit_query.AuditQuery) -> list[audit_query.AuditRecord]:
         """Every mutation and refused request matching ``q``, oldest first (see docs/audit.md)."""

@@ -7,6 +7,10 @@ after the object holding its events exists (durability = the append).
 A lost race (``PreconditionFailed``) may be our own earlier attempt whose reply was lost and which
 the HTTP layer re-sent; so on a 412 we read the object and, if it carries our first event's id, we
 count it as our success instead of appending the events a second time.
+
+Each object links to the one before it (its ``prev`` digest, ``event.py``). The appender keeps
+the digest of what it wrote last, so a log with one writer pays nothing for the chain; after a
+restart or a lost race it reads the previous object's header once (a ranged GET).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import anyio
 from engine import keys, metrics
 from engine.clock import Backoff, Clock
 from engine.errors import ObjectNotFound, PreconditionFailed, StoreUnavailable
-from engine.log.event import Event, EventObject, encode
-from engine.log.reader import read_header
+from engine.log.event import Event, EventObject, digest, encode
+from engine.log.reader import digest_of, read_header
 from engine.log.start import first_seq
 from engine.store import ObjectStore, exists
 
@@ -58,6 +62,7 @@ class Appender:
         self.max_bytes = max_bytes
         self._known = known_seq  # highest seq known to exist (-1: none known)
         self._next: int | None = None
+        self._last: tuple[int, str] | None = None  # (seq, digest) of the last object this wrote
         self._pending: list[_Request] = []
         self._lock = anyio.Lock()
         self.on_written = on_written
@@ -118,10 +123,11 @@ class Appender:
                 self._next = await tail_seq(self.store, self.prefix, self._known) + 1
             seq = self._next
             key = keys.log_entry(self.prefix, seq)
-            data = encode(seq, self.clock.now(), events)
+            data = encode(seq, self.clock.now(), events, await self._link(seq))
             try:
                 await self.store.put_if_absent(key, data)
             except PreconditionFailed:
+                self._last = None  # what is at ``seq`` now, ours or not, is not ``data``
                 if await self._is_ours(key, events[0].id):
                     break
                 self.lost_races += 1
@@ -136,10 +142,17 @@ class Appender:
                     raise
                 await self.clock.sleep(_UNAVAILABLE_BACKOFF.delay(attempts))
                 continue
+            self._last = (seq, digest(data))
             break
         self._known = seq
         self._next = seq + 1
         return seq
+
+    async def _link(self, seq: int) -> str:
+        """The digest of the object before ``seq`` ("" before the first)."""
+        if self._last is not None and self._last[0] == seq - 1:
+            return self._last[1]
+        return await digest_of(self.store, keys.log_entry(self.prefix, seq - 1)) if seq > 0 else ""
 
     async def _is_ours(self, key: str, event_id: str) -> bool:
         for attempt in range(_UNAVAILABLE_RETRIES):

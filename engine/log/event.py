@@ -6,13 +6,19 @@ requests into one object), each with its own header and payload. Layout::
     b"VLEV" | u16 format version | u32 header length | u32 crc32(header) | header JSON | payloads
 
 The header JSON names every event with its id, type, time, who asked (principal, account, source
-address, request id, dialect) and the offset, length and crc32 of its payload. A reader that finds a
-bad checksum, a truncated object, a seq that does not match its key, or an unknown format version
-raises ``CorruptEvent``: the log is the truth, so nothing is ever skipped.
+address, request id, dialect) and the offset, length, crc32 and sha256 of its payload. A reader that
+finds a bad checksum, a truncated object, a seq that does not match its key, or an unknown format
+version raises ``CorruptEvent``: the log is the truth, so nothing is ever skipped.
+
+Every log is a hash chain: the header's ``prev`` is the ``digest`` (sha256) of the previous
+object's prefix and header, and a header covers its payloads through their sha256. An edited,
+deleted or reordered object breaks the chain at the object after it (``engine/audit/verify.py``).
+CRC32 stays for what it is good at, telling a torn write from a good one, cheaply, on every read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import zlib
@@ -113,7 +119,9 @@ def json_payload(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
-def encode(seq: int, time: float, events: list[Event] | tuple[Event, ...]) -> bytes:
+def encode(seq: int, time: float, events: list[Event] | tuple[Event, ...], prev: str | None = None) -> bytes:
+    """The object for ``seq``; ``prev`` is the previous object's ``digest`` ("" at a log's first
+    object or when the previous one is gone, None for none at all: an object outside any chain)."""
     entries = []
     offset = 0
     for e in events:
@@ -132,13 +140,28 @@ def encode(seq: int, time: float, events: list[Event] | tuple[Event, ...]) -> by
                 "offset": offset,
                 "length": len(e.payload),
                 "crc32": zlib.crc32(e.payload),
+                "sha256": hashlib.sha256(e.payload).hexdigest(),
             }
         )
         offset += len(e.payload)
-    header = json.dumps({"seq": seq, "time": time, "events": entries}, separators=(",", ":")).encode()
+    doc: dict[str, Any] = {"seq": seq, "time": time, "events": entries}
+    if prev is not None:
+        doc["prev"] = prev
+    header = json.dumps(doc, separators=(",", ":")).encode()
     parts = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), zlib.crc32(header)), header]
     parts.extend(e.payload for e in events)
     return b"".join(parts)
+
+
+def digest(data: bytes) -> str:
+    """The chain's link to an object: the sha256 of its prefix and header (which hold its payloads'
+    sha256). ``data`` may be just a prefix of the object, as long as it holds the header."""
+    if len(data) < PREFIX_SIZE:
+        raise CorruptEvent("", "truncated before header")
+    _, _, header_len, _ = _PREFIX.unpack_from(data)
+    if len(data) < PREFIX_SIZE + header_len:
+        raise CorruptEvent("", "truncated header")
+    return hashlib.sha256(data[: PREFIX_SIZE + header_len]).hexdigest()
 
 
 def decode_header(key: str, data: bytes) -> tuple[dict[str, Any], int]:

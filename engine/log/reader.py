@@ -19,7 +19,7 @@ import anyio
 from engine import keys
 from engine.clock import Backoff
 from engine.errors import CorruptEvent, LogTruncated, ObjectNotFound, StoreUnavailable
-from engine.log.event import EventObject, decode, decode_header
+from engine.log.event import EventObject, decode, decode_header, digest
 from engine.log.start import read_start
 from engine.store import ObjectStore
 
@@ -49,6 +49,18 @@ async def read_header(store: ObjectStore, key: str) -> dict[str, Any]:
     except CorruptEvent:
         header, _ = decode_header(key, (await store.get(key)).data)
     return header
+
+
+async def digest_of(store: ObjectStore, key: str) -> str:
+    """An object's chain digest ("" if it does not exist: the link after a dropped head or gap)."""
+    try:
+        head = await store.get_range(key, 0, HEADER_PROBE)
+    except ObjectNotFound:
+        return ""
+    try:
+        return digest(head)
+    except CorruptEvent:  # a header longer than the probe
+        return digest((await store.get(key)).data)
 
 
 async def read_log(

@@ -8,6 +8,7 @@ from engine.recovery.replay import CheckReport, replay_check
 from engine.recovery.restore import (
     Progress,
     build_restored,
+    check_chain,
     check_restorable,
     check_upto,
     last_seq,
@@ -18,6 +19,7 @@ __all__ = [
     "CheckReport",
     "Progress",
     "build_restored",
+    "check_chain",
     "check_restorable",
     "check_upto",
     "last_seq",

@@ -26,6 +26,7 @@ from engine.context import RequestContext
 from engine.dataset import HOLD, copy_version, pin, unpin
 from engine.errors import LogTruncated, ObjectNotFound, ValidationError
 from engine.log import Event, tail_seq
+from engine.log.chain import verify_chain
 from engine.log.event import VECTORS_RESTORED, encode, json_payload
 from engine.log.reader import read_header
 from engine.log.start import LogStart, read_start
@@ -160,7 +161,9 @@ async def build_restored(
         "source": f"{source.bucket_name}/{source.name}",
     }
     ev = Event.new(ctx, id=event_id, type=VECTORS_RESTORED, time=now, payload=json_payload(marker))
-    await store.put_if_absent(keys.log_entry(keys.index_log(target.bucket_id, target.id), 0), encode(0, now, [ev]))
+    await store.put_if_absent(
+        keys.log_entry(keys.index_log(target.bucket_id, target.id), 0), encode(0, now, [ev], prev="")
+    )
     for attempt in range(TRUNCATION_RETRIES):
         try:
             done, replay = await _replay(store, settings, source, upto, target, f"{HOLD}{event_id}", progress)
@@ -182,6 +185,21 @@ async def build_restored(
         keys.index_checkpoint(target.bucket_id, target.id), json.dumps({"seq": 0, "lance_version": version}).encode()
     )
     return done
+
+
+async def check_chain(store: ObjectStore, source: Index, upto: int) -> None:
+    """Refuse (before anything is written) to restore from a log whose hash chain is broken up to
+    ``upto``: from its start, not only the stretch after the restore point replayed, since that
+    point's dataset was folded from the objects before it. It reads that much of the log once."""
+    report = await verify_chain(store, keys.index_log(source.bucket_id, source.id), until=upto)
+    if not report.ok:
+        f = report.findings[0]
+        raise ValidationError(
+            f"the log of {source.bucket_name}/{source.name} fails its hash chain check at seq {f.seq} "
+            f"({f.kind}: {f.detail}); run `vecledger audit --verify`, or restore with allowBrokenChain "
+            "to replay it as it is",
+            field="allowBrokenChain",
+        )
 
 
 def check_upto(upto: int, tail: int, what: str) -> int:
