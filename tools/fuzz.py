@@ -8,6 +8,11 @@ valid-ish requests get past "not found" into the handlers. Every request is sign
 botocore, so it reaches validation rather than stopping at authentication.
 
     python -m tools.fuzz --requests 5000 [--url http://127.0.0.1:8000] [--seed 1]
+                         [--target operations|filters|policies|all]
+
+``--target filters`` sends QueryVectors with filters built by ``tools.fuzz_documents``, and
+``policies`` PutVectorBucketPolicy with generated policies, each followed by a GetIndex that the
+policy (if it was accepted) decides, and a DeleteVectorBucketPolicy; ``all`` mixes the three.
 
 Without ``--url`` it starts a server of its own on a scratch folder. It prints the requests sent,
 the statuses seen and every failure (a 5xx, or an error body not in the dialect's shape).
@@ -230,7 +235,28 @@ class Report:
     failures: list[str] = field(default_factory=list)
 
 
-def run(url: str, key: str, secret: str, n: int, seed: int) -> Report:
+def documents_strategy(target: str) -> st.SearchStrategy[list[tuple[str, bytes]]]:
+    """Requests built around a generated filter or policy (one or more, sent in order)."""
+    from tools.fuzz_documents import FILTERS, POLICIES
+
+    address = {"vectorBucketName": BUCKET, "indexName": INDEX}
+    query = FILTERS.map(
+        lambda f: [
+            ("QueryVectors", _encode(address | {"topK": 3, "queryVector": {"float32": [1.0, 0.5]}, "filter": f}))
+        ]
+    )
+    policy = POLICIES.map(
+        lambda p: [
+            ("PutVectorBucketPolicy", _encode({"vectorBucketName": BUCKET, "policy": p})),
+            ("GetIndex", _encode(address)),
+            ("DeleteVectorBucketPolicy", _encode({"vectorBucketName": BUCKET})),
+        ]
+    )
+    single = requests_strategy().map(lambda r: [r])
+    return {"filters": query, "policies": policy, "all": st.one_of(single, query, policy)}.get(target, single)
+
+
+def run(url: str, key: str, secret: str, n: int, seed: int, target: str = "operations") -> Report:
     """Send ``n`` generated requests; stop early on nothing (every failure is collected)."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
@@ -247,14 +273,14 @@ def run(url: str, key: str, secret: str, n: int, seed: int) -> Report:
         suppress_health_check=list(HealthCheck),
         derandomize=False,
     )
-    @given(requests_strategy())
-    def one(req: tuple[str, bytes]) -> None:
-        op, body = req
-        out = sign_and_send(url, op, body, key, secret, session)
-        report.sent += 1
-        report.statuses[out.status] += 1
-        if out.problem is not None:
-            report.failures.append(f"{op} {body[:300]!r}: {out.problem}")
+    @given(documents_strategy(target))
+    def one(reqs: list[tuple[str, bytes]]) -> None:
+        for op, body in reqs:
+            out = sign_and_send(url, op, body, key, secret, session)
+            report.sent += 1
+            report.statuses[out.status] += 1
+            if out.problem is not None:
+                report.failures.append(f"{op} {body[:300]!r}: {out.problem}")
 
     one()
     return report
@@ -267,11 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--access-key", default="fuzz")
     ap.add_argument("--secret-key", default="fuzz-secret")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target", choices=["operations", "filters", "policies", "all"], default="operations")
     args = ap.parse_args(argv)
     if args.url:
-        report = run(args.url, args.access_key, args.secret_key, args.requests, args.seed)
+        report = run(args.url, args.access_key, args.secret_key, args.requests, args.seed, args.target)
     else:
-        report = _with_own_server(args.requests, args.seed)
+        report = _with_own_server(args.requests, args.seed, args.target)
     print(f"requests sent: {report.sent}")
     print("statuses: " + ", ".join(f"{s}: {c}" for s, c in sorted(report.statuses.items())))
     print(f"failures: {len(report.failures)}")
@@ -280,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if report.failures else 0
 
 
-def _with_own_server(n: int, seed: int) -> Report:
+def _with_own_server(n: int, seed: int, target: str) -> Report:
     import socket
     import threading
     import time
@@ -302,7 +329,7 @@ def _with_own_server(n: int, seed: int) -> Report:
         while not server.started:
             time.sleep(0.01)
         try:
-            return run(f"http://127.0.0.1:{port}", cred.access_key_id, cred.secret_access_key, n, seed)
+            return run(f"http://127.0.0.1:{port}", cred.access_key_id, cred.secret_access_key, n, seed, target)
         finally:
             server.should_exit = True
             thread.join(timeout=30)

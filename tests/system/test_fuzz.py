@@ -48,3 +48,14 @@ def test_the_checker_flags_what_it_must() -> None:
     assert fuzz.check_reply(400, ok, b"<html>") is not None
     assert fuzz.check_reply(400, {}, b'{"message":"bad"}') is not None
     assert fuzz.check_reply(403, ok, b'{"Message":"bad"}') is not None
+
+
+def test_generated_filters_and_policies_never_get_a_5xx(tmp_path: Path) -> None:
+    """The documents inside requests (tools/fuzz_documents.py): filters in QueryVectors, policies
+    put, then deciding a GetIndex, then deleted."""
+    with running_server(make_backend("local", tmp_path, lambda: "")) as srv:
+        for target, n in (("filters", 200), ("policies", 150)):
+            report = fuzz.run(srv.url, ALICE.access_key_id, ALICE.secret_access_key, n=n, seed=3, target=target)
+            assert report.failures == [], target
+            assert report.statuses[200] > 0 and report.statuses[400] > 0, (target, report.statuses)
+        assert srv.s3vectors().get_index(vectorBucketName=fuzz.BUCKET, indexName=fuzz.INDEX)["index"]

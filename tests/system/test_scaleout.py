@@ -257,7 +257,14 @@ def test_three_processes_read_fresh_after_closing_idle_indexes(backend: Backend)
     process is visible to the next read through another (which opens the index again), and the
     write is folded (its mark goes) without anyone asking."""
     idle = {"VECLEDGER_MATERIALIZE_IDLE_EXIT": "1", "VECLEDGER_INDEX_CLOSE_AFTER": "1"}
+    idle["VECLEDGER_METRICS_TOKEN"] = "scrape"  # per-index gauges are labelled only for its holder
     names = [f"tenant-{i}" for i in range(6)]
+
+    def scrape(p: Proc) -> str:
+        request = urllib.request.Request(f"{p.url}/metrics", headers={"Authorization": "Bearer scrape"})
+        with urllib.request.urlopen(request) as r:
+            return str(r.read().decode())
+
     with processes(backend, 3, idle) as procs:
         procs[0].client.create_vector_bucket(vectorBucketName="shared")
         for i, name in enumerate(names):
@@ -273,14 +280,14 @@ def test_three_processes_read_fresh_after_closing_idle_indexes(backend: Backend)
             for name in names:
                 got = p.client.get_vectors(vectorBucketName="shared", indexName=name, keys=["first"])["vectors"]
                 assert [v["key"] for v in got] == ["first"]
+        assert all('index="tenant-0"' in scrape(p) for p in procs)  # open: listed
         deadline = time.monotonic() + 60
         while _marks(backend):  # folded and parked everywhere
             assert time.monotonic() < deadline, _marks(backend)
             time.sleep(0.2)
         time.sleep(1 + 5 + 1)  # idle past the close time, and one poll (5 s) to close them
         for p in procs:  # closed: the per-index gauges list only open indexes
-            with urllib.request.urlopen(f"{p.url}/metrics") as r:
-                assert 'index="tenant-' not in r.read().decode()
+            assert 'index="tenant-' not in scrape(p)
         for i, name in enumerate(names):
             writer, reader = procs[i % 3], procs[(i + 1) % 3]
             writer.client.put_vectors(
