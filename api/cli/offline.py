@@ -185,7 +185,7 @@ async def _verify(engine: Engine) -> None:
         if r.last < 0:
             continue
         state = "ok" if r.ok else f"BROKEN ({len(r.findings)} findings)"
-        print(f"{r.prefix}: seqs {r.first}-{r.last}, {r.objects} objects, {state}; head {r.last} {r.head[:16]}")
+        print(f"{r.prefix}: seqs {r.first}-{r.last}, {r.objects} objects, {state}; head {r.last} {r.head}")
         for f in r.findings:
             print(f"  {f.kind.upper()} {f.key}: {f.detail}")
     broken = sum(1 for r in reports if not r.ok)
