@@ -76,6 +76,13 @@ def _timestamp(value: str | None) -> float:
         raise AuthError("the request date is malformed", reason="InvalidArgument") from None
 
 
+def _check_scope_date(scope_date: str, stamp: str | None, access_key: str) -> None:
+    """The credential scope's day must be the signed date's: otherwise a signing key derived for
+    one day would sign requests dated on another."""
+    if not stamp or stamp[:8] != scope_date:
+        raise AuthError("the credential scope's date does not match the request date", access_key)
+
+
 def _check_skew(stamp: float, now: float, skew: float) -> None:
     if abs(now - stamp) > skew:
         raise AuthError(
@@ -118,6 +125,7 @@ def verify_aws(req: SignedRequest, keys: dict[str, Credential], now: float, skew
     _once_each(req, signed.split(";"), access_key)
     amz_date = req.header("x-amz-date")
     _check_skew(_timestamp(amz_date), now, skew)
+    _check_scope_date(date, amz_date, access_key)
     segments = [s for s in req.raw_path.split("/") if s not in ("", ".")]
     uri = quote("/" + "/".join(segments), safe="/~") if segments else "/"
     headers = "".join(
@@ -146,6 +154,7 @@ def verify_tos(req: SignedRequest, keys: dict[str, Credential], now: float, skew
     _once_each(req, signed.split(";"), access_key)
     tos_date = req.header("x-tos-date")
     _check_skew(_timestamp(tos_date), now, skew)
+    _check_scope_date(date, tos_date, access_key)
     headers = "".join(f"{name}:{req.header(name) or ''}\n" for name in signed.split(";"))
     canonical = "\n".join(
         [
@@ -197,6 +206,7 @@ def verify_oss(
     cred = _lookup(keys, access_key)
     oss_date = req.header("x-oss-date")
     _check_skew(_timestamp(oss_date), now, skew)
+    _check_scope_date(date, oss_date, access_key)
     extra = additional.split(";") if additional else []
     resource = f"/acs:ossvector:{region}:{bucket[1]}:{bucket[0]}/" if bucket else f"/acs:ossvector:{region}::/"
     pairs = sorted(p.partition("=")[::2] for p in req.query.split("&") if p)

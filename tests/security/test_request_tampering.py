@@ -70,3 +70,34 @@ def test_a_tos_body_swapped_under_its_signed_hash_is_refused(srv: RunningServer)
     got = srv.s3vectors().get_vectors(vectorBucketName=BUCKET, indexName=INDEX, keys=["mine", "evil"])
     assert got["vectors"] == []
     assert raw_post(f"{srv.url}/PutVectors", headers, signed_body).status == 200  # the body it signed passes
+
+
+def test_a_signing_key_of_another_day_is_refused(srv: RunningServer) -> None:
+    """SigV4 signing keys are derived per day: one leaked for yesterday must not sign today's
+    requests (the scope names yesterday while the request is dated now)."""
+    import hmac
+    import time
+
+    setup_index(srv)
+    body = json.dumps({"vectorBucketName": BUCKET, "indexName": INDEX}).encode()
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    yesterday = time.strftime("%Y%m%d", time.gmtime(time.time() - 86400))
+
+    def h(key: bytes, msg: str) -> bytes:
+        return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+    def signed(day: str) -> list[tuple[str, str]]:
+        host = f"127.0.0.1:{srv.port}"
+        payload = hashlib.sha256(body).hexdigest()
+        canonical = "\n".join(["POST", "/GetIndex", "", f"host:{host}\nx-amz-date:{now}\n", "host;x-amz-date", payload])
+        scope = f"{day}/us-east-1/s3vectors/aws4_request"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", now, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        key = h(h(h(h(("AWS4" + ALICE.secret_access_key).encode(), day), "us-east-1"), "s3vectors"), "aws4_request")
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        auth = f"AWS4-HMAC-SHA256 Credential={ALICE.access_key_id}/{scope}, SignedHeaders=host;x-amz-date, "
+        auth += f"Signature={signature}"
+        return [("Host", host), ("X-Amz-Date", now), ("Authorization", auth), ("Content-Type", "application/json")]
+
+    assert raw_post(f"{srv.url}/GetIndex", signed(now[:8]), body).status == 200  # today's key: fine
+    reply = raw_post(f"{srv.url}/GetIndex", signed(yesterday), body)
+    assert (reply.status, error_code("s3", reply)) == (403, "AccessDeniedException"), reply
