@@ -44,6 +44,11 @@ MAX_BUCKETS_PER_ACCOUNT = 10_000
 MAX_INDEXES_PER_BUCKET = 10_000
 
 
+# S3 Vectors' rule since 2026-09-30: buckets created from then on default to ENHANCED indexes and
+# cannot hold CLASSIC ones; older buckets default to CLASSIC and may hold either.
+ENHANCED_ONLY_SINCE = 1790726400.0  # 2026-09-30T00:00:00Z
+
+
 @dataclass(frozen=True)
 class Bucket:
     id: str
@@ -54,6 +59,10 @@ class Bucket:
     default_index_mode: str = "CLASSIC"
     policy: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def classic_allowed(self) -> bool:
+        return self.creation_time < ENHANCED_ONLY_SINCE
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.catalog import Bucket, Catalog, Index
+from engine.catalog.state import ENHANCED_ONLY_SINCE
 from engine.clock import IdSource
 from engine.context import RequestContext
 from engine.errors import IndexNotFound, PolicyNotFound, ValidationError
@@ -35,6 +36,15 @@ def index_created(index_id: str, bucket: Bucket, name: str, like: Index | None, 
             "tags": like.tags,
         } | fields
     return {"bucket_id": bucket.id, "index_id": index_id, "name": name} | fields
+
+
+def _check_mode(bucket: Bucket, mode: str, field: str) -> None:
+    if mode == "CLASSIC" and not bucket.classic_allowed:
+        raise ValidationError(
+            "You can set the mode to CLASSIC only for a vector index in a vector bucket created before "
+            "September 30, 2026.",
+            field=field,
+        )
 
 
 class CatalogOps:
@@ -70,6 +80,8 @@ class CatalogOps:
             "account": ref.account,
             "encryption": encryption,
             "tags": tags or {},
+            # Decided once, by the clock, and recorded: a replay must not decide it again.
+            "default_index_mode": "ENHANCED" if self.catalog.clock.now() >= ENHANCED_ONLY_SINCE else "CLASSIC",
         }
         await self.catalog.submit(ctx, ev.BUCKET_CREATED, payload)
         return self.catalog.state.bucket(ref.account, ref.name)
@@ -101,6 +113,7 @@ class CatalogOps:
 
     async def put_default_index_mode(self, ctx: RequestContext, ref: BucketRef, mode: str) -> None:
         bucket = await self.get_bucket(ref)
+        _check_mode(bucket, mode, "defaultIndexMode")
         await self.catalog.submit(ctx, ev.BUCKET_DEFAULT_INDEX_MODE, {"bucket_id": bucket.id, "mode": mode})
 
     # --- tags (on a bucket, or on an index when ``index`` is given) ------------------------------
@@ -185,6 +198,7 @@ class CatalogOps:
 
     async def update_index_mode(self, ctx: RequestContext, ref: IndexRef, mode: str) -> None:
         index = await self.get_index(ref)
+        _check_mode(self.catalog.state.buckets[index.bucket_id], mode, "indexMode")
         await self.catalog.submit(ctx, ev.INDEX_MODE_CHANGED, {"index_id": index.id, "mode": mode})
 
     async def set_index_retention(self, ctx: RequestContext, ref: IndexRef, changes: dict[str, float | None]) -> Index:

@@ -225,15 +225,8 @@ def test_text_vector_and_hybrid_queries(backend: Backend) -> None:
     with running_server(backend.with_settings(run_materializers=False)) as server:
         s3v = client(server)
         s3v.create_vector_bucket(vectorBucketName="hyb")
-        with pytest.raises(s3v.exceptions.ValidationException):  # full-text needs ENHANCED
-            s3v.create_index(
-                vectorBucketName="hyb",
-                indexName="docs",
-                dataType="float32",
-                dimension=DIM,
-                distanceMetric="euclidean",
-                metadataConfiguration={"textSearchConfigurations": [{"metadataKey": "text"}]},
-            )
+        # (A CLASSIC bucket refusing full text is in tests/api/test_index_modes.py: since
+        # 2026-09-30 a new bucket is ENHANCED, as on AWS.)
         enhanced_text_index(s3v, "hyb")
         # Nothing folds here: fresh writes are found by text at once, from the tail alone.
         put(s3v, keys, vectors, meta)

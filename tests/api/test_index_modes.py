@@ -1,0 +1,78 @@
+"""Index modes as S3 Vectors ships them since 2026-09-30: a bucket created from then on makes
+ENHANCED indexes and refuses CLASSIC; an older bucket makes CLASSIC ones by default and may switch
+either way. The bucket's creation time decides (the engine's clock, injected to make old buckets).
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from botocore.exceptions import ClientError
+
+from engine import BucketRef
+from engine.clock import ManualClock
+from engine.context import RequestContext
+from tests.backends import Backend
+from tests.server import ALICE, running_server
+
+BEFORE = 1_780_000_000.0  # 2026-05-28: before the change
+TEXT = {"textSearchConfigurations": [{"metadataKey": "text"}]}
+
+
+def create(client: object, bucket: str, name: str, **kw: object) -> None:
+    client.create_index(  # type: ignore[attr-defined]
+        vectorBucketName=bucket, indexName=name, dataType="float32", dimension=2, distanceMetric="cosine", **kw
+    )
+
+
+def code_and_message(fn: object, **kw: object) -> tuple[str, str]:
+    with pytest.raises(ClientError) as e:
+        fn(**kw)  # type: ignore[operator]
+    return str(e.value.response["Error"]["Code"]), str(e.value.response["Error"]["Message"])
+
+
+def test_a_new_bucket_makes_enhanced_indexes_and_refuses_classic(backend: Backend) -> None:
+    with running_server(backend) as srv:
+        c = srv.s3vectors()
+        c.create_vector_bucket(vectorBucketName="fresh")
+        assert c.get_vector_bucket(vectorBucketName="fresh")["vectorBucket"]["defaultIndexMode"] == "ENHANCED"
+        create(c, "fresh", "docs", metadataConfiguration=TEXT)  # full text with no other call, as on AWS
+        assert c.get_index(vectorBucketName="fresh", indexName="docs")["index"]["indexMode"] == "ENHANCED"
+        code, message = code_and_message(
+            c.update_index_mode, vectorBucketName="fresh", indexName="docs", indexMode="CLASSIC"
+        )
+        assert code == "ValidationException" and "created before September 30, 2026" in message
+        code, _ = code_and_message(
+            c.put_vector_bucket_default_index_mode, vectorBucketName="fresh", defaultIndexMode="CLASSIC"
+        )
+        assert code == "ValidationException"
+        assert c.get_index(vectorBucketName="fresh", indexName="docs")["index"]["indexMode"] == "ENHANCED"
+
+
+def test_an_old_bucket_defaults_to_classic_and_may_switch_either_way(backend: Backend) -> None:
+    async def old_bucket() -> None:
+        async with backend.engine(clock=ManualClock(start=BEFORE)) as eng:
+            await eng.create_bucket(RequestContext.system(ALICE.account), BucketRef(ALICE.account, "vintage"))
+
+    anyio.run(old_bucket)
+    with running_server(backend) as srv:
+        c = srv.s3vectors()
+        assert c.get_vector_bucket(vectorBucketName="vintage")["vectorBucket"]["defaultIndexMode"] == "CLASSIC"
+        code, _ = code_and_message(
+            c.create_index,
+            vectorBucketName="vintage",
+            indexName="docs",
+            dataType="float32",
+            dimension=2,
+            distanceMetric="cosine",
+            metadataConfiguration=TEXT,
+        )
+        assert code == "ValidationException"  # full text needs ENHANCED
+        create(c, "vintage", "plain")
+        assert c.get_index(vectorBucketName="vintage", indexName="plain")["index"]["indexMode"] == "CLASSIC"
+        c.update_index_mode(vectorBucketName="vintage", indexName="plain", indexMode="ENHANCED")
+        c.update_index_mode(vectorBucketName="vintage", indexName="plain", indexMode="CLASSIC")
+        assert c.get_index(vectorBucketName="vintage", indexName="plain")["index"]["indexMode"] == "CLASSIC"
+        c.put_vector_bucket_default_index_mode(vectorBucketName="vintage", defaultIndexMode="ENHANCED")
+        create(c, "vintage", "docs", metadataConfiguration=TEXT)
+        c.put_vector_bucket_default_index_mode(vectorBucketName="vintage", defaultIndexMode="CLASSIC")
