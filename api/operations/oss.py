@@ -180,10 +180,16 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "listVectorIndexes"): ("ListIndexes", list_vector_indexes),
 }
 _SUBRESOURCES = {sub for _, sub in ROUTES} | set(VECTOR_OPS)
+_PARAMETERS = {"prefix", "marker", "max-keys"}  # of ListVectorBuckets, the one GET with parameters
 
 
 async def route(call: Call, method: str, query_string: str, headers: dict[str, str], body: bytes) -> Any:
     query = dict(parse_qsl(query_string, keep_blank_values=True))
+    unknown = sorted(k for k in query if k not in _SUBRESOURCES and k not in _PARAMETERS)
+    if unknown:
+        # Never fall back to the bare-bucket operation: ``PUT /?logging`` once created a bucket
+        # and ``DELETE /?logging`` deleted one.
+        raise ApiError(Kind.UNKNOWN_OPERATION, f"vecledger does not support the sub-resource ?{unknown[0]}")
     subs = [k for k in query if k in _SUBRESOURCES]
     sub = subs[0] if subs else ""
     if call.host is None:

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from engine import BucketRef
 from engine.clock import ManualClock
 from engine.context import RequestContext
+from tests.api.test_hybrid import client
 from tests.backends import Backend
 from tests.server import ALICE, running_server
 
@@ -33,7 +34,7 @@ def code_and_message(fn: object, **kw: object) -> tuple[str, str]:
 
 def test_a_new_bucket_makes_enhanced_indexes_and_refuses_classic(backend: Backend) -> None:
     with running_server(backend) as srv:
-        c = srv.s3vectors()
+        c = client(srv)  # the s3vectors model that knows textSearchConfigurations
         c.create_vector_bucket(vectorBucketName="fresh")
         assert c.get_vector_bucket(vectorBucketName="fresh")["vectorBucket"]["defaultIndexMode"] == "ENHANCED"
         create(c, "fresh", "docs", metadataConfiguration=TEXT)  # full text with no other call, as on AWS
@@ -56,7 +57,7 @@ def test_an_old_bucket_defaults_to_classic_and_may_switch_either_way(backend: Ba
 
     anyio.run(old_bucket)
     with running_server(backend) as srv:
-        c = srv.s3vectors()
+        c = client(srv)  # the s3vectors model that knows textSearchConfigurations
         assert c.get_vector_bucket(vectorBucketName="vintage")["vectorBucket"]["defaultIndexMode"] == "CLASSIC"
         code, _ = code_and_message(
             c.create_index,
