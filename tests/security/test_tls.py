@@ -149,3 +149,36 @@ def test_secure_transport_is_true_over_tls(tls_server: tuple[RunningServer, Path
     )
     arn = f"arn:aws:s3vectors:us-east-1:{ALICE.account}:bucket/tls"
     assert b.get_vector_bucket(vectorBucketArn=arn)["vectorBucket"]["vectorBucketName"] == "tls"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run `make browser`")
+def test_the_console_signs_in_and_works_over_https(tls_server: tuple[RunningServer, Path]) -> None:
+    """The console in headless Chromium over HTTPS: WebCrypto (which its SigV4 needs) is only
+    available to secure origins other than localhost, so this is the deployment that matters."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.api.test_console import CHROMIUM_ARGS
+
+    srv, _ = tls_server
+    rules = f"--host-resolver-rules=MAP {DOMAIN} 127.0.0.1, MAP *.{DOMAIN} 127.0.0.1"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules], headless=True)
+        try:
+            # The test CA is not in Chromium's store; the Python clients above verify it.
+            page = browser.new_context(ignore_https_errors=True).new_page()
+            page.set_default_timeout(10_000)
+            page.goto(f"{srv.url}/console")
+            assert page.url == f"{srv.url}/console/"
+            page.fill("#login-key", ALICE.access_key_id)
+            page.fill("#login-secret", ALICE.secret_access_key)
+            page.click("#login-submit")
+            expect(page.locator("#who-key")).to_have_text(ALICE.access_key_id)
+            page.fill("#new-bucket", "over-tls")
+            page.click("#create-bucket")
+            expect(page.locator("#bucket-list tr[data-bucket=over-tls]")).to_be_visible()
+        finally:
+            browser.close()
+    assert _boto3(srv, tls_server[1]).get_vector_bucket(vectorBucketName="over-tls")["vectorBucket"]
