@@ -79,6 +79,9 @@ def tags(value: dict[str, str] | None, field: str = "tags") -> dict[str, str]:
     return value
 
 
+KMS_KEY_ARN = re.compile(r"arn:aws[-a-z0-9]*:kms:[-a-z0-9]*:[0-9]{12}:key/.+")  # the model's pattern
+
+
 def encryption(sse: str | None, kms: str | None) -> dict[str, Any] | None:
     if sse is None and kms is None:
         return None
@@ -89,6 +92,11 @@ def encryption(sse: str | None, kms: str | None) -> dict[str, Any] | None:
         raise validation("kmsKeyArn is allowed only with sseType aws:kms", "encryptionConfiguration.kmsKeyArn")
     if sse == "aws:kms" and not kms:
         raise validation("sseType aws:kms needs a kmsKeyArn", "encryptionConfiguration.kmsKeyArn")
+    if kms is not None and not (len(kms) <= 2048 and KMS_KEY_ARN.fullmatch(kms)):
+        raise validation(
+            "kmsKeyArn must be a KMS key ARN: arn:aws:kms:<region>:<account>:key/<key id>",
+            "encryptionConfiguration.kmsKeyArn",
+        )
     return {"sseType": sse} | ({"kmsKeyArn": kms} if kms else {})
 
 

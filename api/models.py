@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class Req(BaseModel):
@@ -154,7 +154,7 @@ class QueryVectors(IndexAddr):
 
 
 class TagResource(Req):
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str]
 
 
 # --- OSS bodies (PutVectorIndex and friends; the vector operations share the models above) ---

@@ -24,6 +24,7 @@ from api.errors import validation
 SERVICES = ("s3vectors", "tosvectors", "oss")
 VERSIONS = ("2012-10-17", "2008-10-17", "2025-12-01", "1")
 _PRINCIPAL = re.compile(r"^(?:arn:aws:iam|trn:iam|acs:ram)::(\d+):(root|user/[\w+=,.@/-]+)$")
+_TOS_USER = re.compile(r"(\d+)/([\w+=,.@-]+)")
 # OSS names some operations differently; a pattern may use either name.
 ALIASES: dict[str, tuple[str, ...]] = {
     "CreateVectorBucket": ("PutVectorBucket",),
@@ -90,6 +91,9 @@ def _principal(value: Any) -> tuple[str, ...]:
     for p in items:
         if p == "*" or re.fullmatch(r"\d+", p):
             out.append(p)
+            continue
+        if m := _TOS_USER.fullmatch(p):  # TOS's documented "<account>/<user>"
+            out.append(f"{m.group(1)}:user/{m.group(2)}")
             continue
         m = _PRINCIPAL.match(p)
         if not m:

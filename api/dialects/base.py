@@ -34,6 +34,7 @@ class Dialect(ABC):
     max_filter_depth: int = 10
     list_filter: bool = False  # ListVectors takes a filter (OSS)
     max_indexes: int | None = None  # per bucket, where lower than the engine's
+    catalog_page: int = 500  # ListVectorBuckets / ListIndexes results without a maxResults
 
     def index_name(self, name: str) -> str:
         return limits.index_name(name)

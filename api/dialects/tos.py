@@ -57,4 +57,6 @@ def _tos_headers(request_id: str) -> dict[str, str]:
     return {"x-tos-request-id": request_id, "x-tos-id-2": "vecledger"}
 
 
-TOS = TosDialect("tos", "Trn", bucket_name_max=32, top_k_max=1_000, query_page=1_000, delete_keys_max=100)
+TOS = TosDialect(
+    "tos", "Trn", bucket_name_max=32, top_k_max=1_000, query_page=1_000, delete_keys_max=100, catalog_page=100
+)

@@ -34,9 +34,9 @@ def index_summary(call: Call, i: Index) -> dict[str, Any]:
 
 
 def page_by_name(
-    items: list[Any], name: Any, max_results: int | None, token: str | None
+    items: list[Any], name: Any, max_results: int | None, token: str | None, default: int = limits.MAX_CATALOG_PAGE
 ) -> tuple[list[Any], str | None]:
-    limit = limits.in_range(max_results, 1, limits.MAX_CATALOG_PAGE, "maxResults", default=limits.MAX_CATALOG_PAGE)
+    limit = limits.in_range(max_results, 1, limits.MAX_CATALOG_PAGE, "maxResults", default=default)
     if token is not None:
         after = limits.decode_token(token).get("after")
         if not isinstance(after, str):
@@ -91,7 +91,7 @@ async def get_vector_bucket(call: Call, req: models.BucketAddr) -> Any:
 @operation("ListVectorBuckets", models.ListVectorBuckets)
 async def list_vector_buckets(call: Call, req: models.ListVectorBuckets) -> Any:
     buckets = await call.engine.list_buckets(call.account, prefix_of(req.prefix))
-    page, token = page_by_name(buckets, lambda b: b.name, req.maxResults, req.nextToken)
+    page, token = page_by_name(buckets, lambda b: b.name, req.maxResults, req.nextToken, call.dialect.catalog_page)
     out: dict[str, Any] = {"vectorBuckets": [bucket_summary(call, b) for b in page]}
     return out | ({"nextToken": token} if token else {})
 

@@ -57,7 +57,7 @@ async def create_index_in(
 ) -> None:
     """CreateIndex for every dialect (OSS calls it PutVectorIndex and names the config "metadata")."""
     name = call.dialect.index_name(name)
-    await call.authorize(bucket, name)
+    await call.authorize(bucket, name, ("TagResource",) if tags else ())
     if shape.dataType != "float32":
         raise validation("dataType must be float32", "dataType")
     limits.in_range(shape.dimension, 1, call.engine.settings.max_dimension, "dimension")
@@ -87,7 +87,10 @@ async def create_index_in(
         dimension=shape.dimension,
         metric=shape.distanceMetric,
         non_filterable_keys=non_filterable,
-        encryption=limits.encryption(enc.sseType, enc.kmsKeyArn) if enc else None,
+        # An index without its own encryption has the bucket's (what GetIndex then reports).
+        encryption=limits.encryption(enc.sseType, enc.kmsKeyArn)
+        if enc
+        else (await call.engine.get_bucket(bucket)).encryption,
         text_search=text_search,
         tags=limits.tags(tags),
     )
@@ -120,7 +123,7 @@ async def list_indexes(call: Call, req: models.ListIndexes) -> Any:
         call, models.BucketAddr(vectorBucketName=req.vectorBucketName, vectorBucketArn=req.vectorBucketArn)
     )
     indexes = await call.engine.list_indexes(ref, prefix_of(req.prefix))
-    page, token = page_by_name(indexes, lambda i: i.name, req.maxResults, req.nextToken)
+    page, token = page_by_name(indexes, lambda i: i.name, req.maxResults, req.nextToken, call.dialect.catalog_page)
     out: dict[str, Any] = {"indexes": [index_summary(call, i) for i in page]}
     return out | ({"nextToken": token} if token else {})
 

@@ -190,7 +190,7 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         v: dict[str, Any] = {"key": h.key}
         if req.returnDistance and h.distance is not None:
             v["distance"] = h.distance
-        if req.returnScores:
+        if req.returnScores and req.queryTexts:  # a vector-only query has distances, not scores
             v["scores"] = _scores(h)
         if req.returnMetadata:
             v["metadata"] = parse_metadata(h.metadata) or {}

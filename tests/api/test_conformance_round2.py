@@ -1,0 +1,85 @@
+"""Smaller conformance items of issue 20, each through the real SDK: TOS's "<account>/<user>"
+principal and its 100-per-page catalog listings, an index inheriting its bucket's encryption, KMS
+key ARNs checked, scores only where there is text, TagResource needing its tags, and CreateIndex
+with tags needing TagResource.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from tests.api.test_hostile import s3_request
+from tests.api.test_hybrid import client as model_client
+from tests.server import ALICE, BOB, CAROL, RunningServer
+
+KMS = f"arn:aws:kms:us-east-1:{ALICE.account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def code(fn: object, **kw: object) -> str:
+    with pytest.raises(ClientError) as e:
+        fn(**kw)  # type: ignore[operator]
+    return str(e.value.response["Error"]["Code"])
+
+
+def test_tos_user_principals_and_page_sizes(srv: RunningServer) -> None:
+    tos = srv.tos(ALICE)
+    tos.create_vector_bucket("shared")
+    policy = {
+        "Version": "2025-12-01",
+        "Statement": [
+            {"Effect": "Allow", "Principal": [f"{BOB.account}/carol"], "Action": ["tosvectors:*"], "Resource": ["*"]}
+        ],
+    }
+    tos.put_vector_bucket_policy("shared", ALICE.account, json.dumps(policy))  # refused before
+    arn = f"arn:aws:s3vectors:us-east-1:{ALICE.account}:bucket/shared"
+    assert srv.s3vectors(CAROL).get_vector_bucket(vectorBucketArn=arn)["vectorBucket"]["vectorBucketName"] == "shared"
+    assert code(srv.s3vectors(BOB).get_vector_bucket, vectorBucketArn=arn) == "AccessDeniedException"
+    for i in range(101):
+        tos.create_vector_bucket(f"b{i:03d}")
+    first = tos.list_vector_buckets()
+    assert len(first.vector_buckets) == 100 and first.next_token  # TOS's documented default
+    assert len(srv.s3vectors().list_vector_buckets()["vectorBuckets"]) == 102  # S3's stays 500
+
+
+def test_an_index_has_its_buckets_encryption_and_kms_arns_are_checked(srv: RunningServer) -> None:
+    c = srv.s3vectors()
+    kms = {"sseType": "aws:kms", "kmsKeyArn": KMS}
+    c.create_vector_bucket(vectorBucketName="sealed", encryptionConfiguration=kms)
+    c.create_index(vectorBucketName="sealed", indexName="idx", dataType="float32", dimension=2, distanceMetric="cosine")
+    assert c.get_index(vectorBucketName="sealed", indexName="idx")["index"]["encryptionConfiguration"] == kms
+    bad = {"sseType": "aws:kms", "kmsKeyArn": "alias/not-an-arn"}
+    assert code(c.create_vector_bucket, vectorBucketName="badkms", encryptionConfiguration=bad) == "ValidationException"
+
+
+def test_scores_only_with_text_and_tags_need_their_permission(srv: RunningServer) -> None:
+    s3v = model_client(srv)
+    s3v.create_vector_bucket(vectorBucketName="scored")
+    s3v.create_index(
+        vectorBucketName="scored", indexName="idx", dataType="float32", dimension=2, distanceMetric="cosine"
+    )
+    s3v.put_vectors(vectorBucketName="scored", indexName="idx", vectors=[{"key": "a", "data": {"float32": [1, 0]}}])
+    got = s3v.query_vectors(
+        vectorBucketName="scored", indexName="idx", topK=1, queryVector={"float32": [1, 0]}, returnScores=True
+    )["vectors"]
+    assert [v["key"] for v in got] == ["a"] and "scores" not in got[0]
+
+    arn = f"arn:aws:s3vectors:us-east-1:{ALICE.account}:bucket/scored"
+    url, headers = s3_request(srv, "tags/" + requests.utils.quote(arn, safe=""), b"{}")
+    reply = requests.post(url, data=b"{}", headers=headers, timeout=30)
+    assert reply.status_code == 400 and reply.headers["x-amzn-ErrorType"] == "ValidationException", reply.text
+
+    create_only = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": BOB.account}, "Action": "s3vectors:CreateIndex", "Resource": "*"}
+        ],
+    }
+    s3v.put_vector_bucket_policy(vectorBucketName="scored", policy=json.dumps(create_only))
+    bob = srv.s3vectors(BOB)
+    shape = {"vectorBucketArn": arn, "dataType": "float32", "dimension": 2, "distanceMetric": "cosine"}
+    assert code(bob.create_index, indexName="tagged", tags={"team": "x"}, **shape) == "AccessDeniedException"
+    bob.create_index(indexName="untagged", **shape)
