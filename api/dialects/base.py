@@ -23,6 +23,9 @@ _ARN = re.compile(r"^arn:aws[-a-z0-9]*:s3vectors:([a-z0-9-]+):(\d{12}):bucket/([
 _TRN = re.compile(r"^trn:tosvectors:([a-z0-9-]+):(\d+):bucket/([^/]+)(?:/index/([^/]+))?$")
 
 
+EITHER_INDEX = "Must specify either indexArn or both vectorBucketName and indexName"  # AWS's words
+
+
 @dataclass(frozen=True)
 class Dialect(ABC):
     name: str
@@ -80,12 +83,13 @@ class Dialect(ABC):
     ) -> IndexRef:
         if arn is not None:
             if bucket is not None or index is not None:
-                raise validation("give either indexArn or vectorBucketName and indexName, not both", "indexArn")
+                raise validation(EITHER_INDEX, "indexArn")
             account, b, i = self.parse_id(arn, "indexArn")
             if i is None:
                 raise validation("indexArn must name an index", "indexArn")
             return IndexRef(account, b, i)
         if index is None:
-            raise validation("indexName is required", "indexName")
+            raise validation(EITHER_INDEX, "indexName")
         ref = self.bucket_of(caller_account, host, bucket, None, "vectorBucketName")
-        return IndexRef(ref.account, ref.name, index)
+        # A name no index could have is a bad request (as on AWS), not a missing index.
+        return IndexRef(ref.account, ref.name, self.index_name(index))

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from api import limits
 from api.dialects.base import Dialect
 from api.errors import WIRE, ApiError, Kind, validation
 from engine.refs import BucketRef
@@ -46,7 +47,7 @@ class S3Dialect(Dialect):
                 raise validation("vectorBucketArn must name a bucket", "vectorBucketArn")
             return BucketRef(account, bucket)
         assert name is not None
-        return BucketRef(caller_account, name)
+        return BucketRef(caller_account, limits.bucket_name(name, self.bucket_name_max, field))
 
 
 S3 = S3Dialect("s3", "Arn", bucket_name_max=63, top_k_max=10_000, query_page=100, delete_keys_max=500)

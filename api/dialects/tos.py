@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from api import limits
 from api.dialects.base import Dialect
 from api.errors import TOS_EC, WIRE, ApiError, validation
 from engine.refs import BucketRef
@@ -50,7 +51,7 @@ class TosDialect(Dialect):
             return BucketRef(account, host_bucket)
         if name is None:
             raise validation("vectorBucketName is required", field)
-        return BucketRef(caller_account, name)
+        return BucketRef(caller_account, limits.bucket_name(name, self.bucket_name_max, field))
 
 
 def _tos_headers(request_id: str) -> dict[str, str]:

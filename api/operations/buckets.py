@@ -38,6 +38,8 @@ def page_by_name(
 ) -> tuple[list[Any], str | None]:
     limit = limits.in_range(max_results, 1, limits.MAX_CATALOG_PAGE, "maxResults", default=default)
     if token is not None:
+        if not 1 <= len(token) <= 512:  # the model's bounds
+            raise validation("nextToken must be 1 to 512 characters", "nextToken")
         after = limits.decode_token(token).get("after")
         if not isinstance(after, str):
             raise validation("nextToken is not a token this service issued", "nextToken")

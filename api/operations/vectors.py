@@ -173,6 +173,8 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
             raise validation("queryMode CLASSIC cannot be used on an ENHANCED index", "queryMode")
     offset = 0
     if req.nextToken is not None:
+        if not 1 <= len(req.nextToken) <= 4096:  # the model's bounds
+            raise validation("nextToken must be 1 to 4096 characters", "nextToken")
         token = limits.decode_token(req.nextToken)
         if token.get("q") != _fingerprint(req) or not isinstance(token.get("o"), int):
             raise validation("nextToken belongs to a different query", "nextToken")

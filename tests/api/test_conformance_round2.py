@@ -83,3 +83,24 @@ def test_scores_only_with_text_and_tags_need_their_permission(srv: RunningServer
     shape = {"vectorBucketArn": arn, "dataType": "float32", "dimension": 2, "distanceMetric": "cosine"}
     assert code(bob.create_index, indexName="tagged", tags={"team": "x"}, **shape) == "AccessDeniedException"
     bob.create_index(indexName="untagged", **shape)
+
+
+def test_bad_names_and_tokens_are_validation_errors_everywhere(srv: RunningServer) -> None:
+    c = srv.s3vectors()
+    c.create_vector_bucket(vectorBucketName="named")
+    c.create_index(vectorBucketName="named", indexName="idx", dataType="float32", dimension=2, distanceMetric="cosine")
+    # A name no bucket or index could have: ValidationException, as on AWS (NotFound before).
+    assert code(c.get_index, vectorBucketName="Bad_Name", indexName="idx") == "ValidationException"
+    assert code(c.get_index, vectorBucketName="named", indexName="UPPER") == "ValidationException"
+    assert code(c.get_index, vectorBucketName="named", indexName="fine") == "NotFoundException"
+    with pytest.raises(ClientError) as e:
+        c.get_vectors(vectorBucketName="named", keys=["k"])
+    assert e.value.response["Error"]["Message"] == "Must specify either indexArn or both vectorBucketName and indexName"
+    for op, limit in (("ListIndexes", 512), ("QueryVectors", 4096)):
+        body = {"vectorBucketName": "named", "nextToken": "x" * (limit + 1)}
+        if op == "QueryVectors":
+            body |= {"indexName": "idx", "topK": 1, "queryVector": {"float32": [1, 0]}}
+        data = json.dumps(body).encode()
+        url, headers = s3_request(srv, op, data)
+        reply = requests.post(url, data=data, headers=headers, timeout=30)
+        assert reply.status_code == 400 and f"1 to {limit} characters" in reply.text, (op, reply.text)
