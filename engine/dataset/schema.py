@@ -94,6 +94,7 @@ def schema(dimension: int) -> pa.Schema:
             pa.field("numbers", pa.json_()),
             pa.field("key_hash", pa.uint32()),
             pa.field("text", pa.string()),
+            pa.field("strings", pa.json_()),
         ]
     )
 

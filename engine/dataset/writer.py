@@ -4,7 +4,7 @@ vector and text indexes. Blocking; run in a worker thread."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import lance
@@ -35,11 +35,20 @@ class LanceDataset:
     """A handle on one index's Lance dataset. Not thread-safe for writes: one writer (the
     materializer) at a time; readers use ``snapshot()`` handles, which are immutable."""
 
-    def __init__(self, location: LanceLocation, dimension: int, metric: str, tuning: IndexTuning) -> None:
+    def __init__(
+        self,
+        location: LanceLocation,
+        dimension: int,
+        metric: str,
+        tuning: IndexTuning,
+        strings_of: Callable[[str | None], str] | None = None,
+    ) -> None:
         self.location = location
         self.dimension = dimension
         self.metric = metric
         self.tuning = tuning
+        # A row's ``strings`` value from its metadata, for datasets from before that column.
+        self.strings_of = strings_of or (lambda meta: "{}")
         self._ds: Any = None
         # The index's text configuration as (key, language) pairs; the LiveIndex keeps it current.
         self.text_pairs: Pairs = []
@@ -72,7 +81,8 @@ class LanceDataset:
         """The upserts with their ``text`` column under the current text configuration."""
         if "text" in upserts.column_names:
             upserts = upserts.drop_columns(["text"])
-        return upserts.append_column("text", text_values(upserts.column("metadata"), list(self.text_pairs)))
+        upserts = upserts.append_column("text", text_values(upserts.column("metadata"), list(self.text_pairs)))
+        return upserts.select([f.name for f in schema(self.dimension)])  # in the dataset's column order
 
     def apply(self, upserts: pa.Table | None, deletes: list[str]) -> int:
         """Delete then upsert by key, in as few commits as possible; returns the new version."""
@@ -92,6 +102,14 @@ class LanceDataset:
             return self.version
         if "text" not in self._ds.schema.names:  # a dataset from before full-text search
             self._ds.add_columns({"text": "CAST(NULL AS STRING)"})
+        if "strings" not in self._ds.schema.names:  # from before $startsWith: derive it once
+            derive = self.strings_of
+
+            def fill(batch: pa.RecordBatch) -> pa.RecordBatch:
+                values = [derive(m) for m in batch.column("metadata").to_pylist()]
+                return pa.RecordBatch.from_arrays([pa.array(values, pa.json_())], ["strings"])
+
+            self._ds.add_columns(fill, read_columns=["metadata"])
         recorded = text_config(self._ds)
         if set(recorded) - set(self.text_pairs):
             # Rows written now lack the keys dropped from the configuration: stop claiming them.

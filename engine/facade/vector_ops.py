@@ -119,7 +119,11 @@ class VectorOps:
         if segment_count < 1 or not 0 <= segment_index < segment_count:
             raise ValidationError("segmentIndex must be below segmentCount", field="segmentIndex")
         live = await self.indexes.live(ref)
-        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        flt = (
+            None
+            if filter is None
+            else compile_filter(filter, live.index.non_filterable_keys, starts_with=live.index.mode == "ENHANCED")
+        )
         return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata, flt)
 
     async def query_vectors(self, ref: IndexRef, vector: Any, top_k: int, filter: Any = None) -> list[Hit]:
@@ -128,7 +132,11 @@ class VectorOps:
             raise ValidationError("topK must be a positive integer", field="topK")
         live = await self.indexes.live(ref)
         q = validate.vector(live.index, vector)
-        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        flt = (
+            None
+            if filter is None
+            else compile_filter(filter, live.index.non_filterable_keys, starts_with=live.index.mode == "ENHANCED")
+        )
         return await live.query(q, top_k, flt)
 
     async def search(
@@ -150,7 +158,11 @@ class VectorOps:
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValidationError("topK must be a positive integer", field="topK")
         live = await self.indexes.live(ref)
-        flt = None if filter is None else compile_filter(filter, live.index.non_filterable_keys)
+        flt = (
+            None
+            if filter is None
+            else compile_filter(filter, live.index.non_filterable_keys, starts_with=live.index.mode == "ENHANCED")
+        )
         vector_hits: list[Scored] = []
         if vector is not None:
             q = validate.vector(live.index, vector)

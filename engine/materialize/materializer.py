@@ -31,7 +31,7 @@ from engine.materialize import restore_points
 from engine.materialize.checkpoint import Checkpoint, checkpoint_document, read_checkpoint, swap_checkpoint
 from engine.materialize.lease import Lease
 from engine.materialize.pruner import Pruner
-from engine.materialize.rows import rows_table
+from engine.materialize.rows import rows_table, strings_of
 from engine.query.tail import Tail
 from engine.query.text import config_pairs
 from engine.settings import Settings
@@ -73,7 +73,9 @@ class Materializer:
         self.maintain_index = target is None
         self.checkpoint_key = checkpoint_key or keys.checkpoint_under(self.root)
         location = store.lance_location(keys.lance_under(self.root))
-        self.dataset = LanceDataset(location, index.dimension, index.metric, settings.tuning)
+        self.dataset = LanceDataset(
+            location, index.dimension, index.metric, settings.tuning, strings_of(index.non_filterable_keys)
+        )
         self.checkpoint: Checkpoint | None = None
         # The background loop and explicit calls (tools, tests) may both fold; Lance datasets
         # must not be written from two threads at once.

@@ -1,10 +1,12 @@
 """What a fold hands Lance: rows in the dataset's schema.
 
-The filter columns (``tokens``, ``numbers``) and ``key_hash`` are derived here from each row's
+The filter columns (``tokens``, ``numbers``, ``strings``) and ``key_hash`` are derived here from each row's
 metadata and key, so that every fold, replay and restore derives them the same way.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -15,11 +17,12 @@ from engine.query.filters import index_terms
 
 def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
     """Rows in the dataset's schema, with the filter columns derived from the metadata."""
-    tokens, numbers = [], []
+    tokens, numbers, strings = [], [], []
     for meta in rows.metadata:
-        t, n = index_terms(parse_metadata(meta), non_filterable)
+        t, n, s = index_terms(parse_metadata(meta), non_filterable)
         tokens.append(t)
         numbers.append(n)
+        strings.append(s)
     return pa.table(
         {
             "key": pa.array(rows.keys, pa.string()),
@@ -28,5 +31,12 @@ def rows_table(rows: VectorBatch, non_filterable: tuple[str, ...]) -> pa.Table:
             "tokens": pa.array(tokens, pa.list_(pa.string())),
             "numbers": pa.array(numbers, pa.json_()),
             "key_hash": pa.array([key_hash(k) for k in rows.keys], pa.uint32()),
+            "strings": pa.array(strings, pa.json_()),
         }
     )
+
+
+def strings_of(non_filterable: tuple[str, ...]) -> Callable[[str | None], str]:
+    """The ``strings`` value of a row from its stored metadata: the backfill of datasets written
+    before the column existed (``LanceDataset.apply``)."""
+    return lambda meta: index_terms(parse_metadata(meta), non_filterable)[2]

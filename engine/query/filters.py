@@ -8,6 +8,9 @@ filterable metadata is indexed at fold time into two typed columns instead (``in
   over it, which a LABEL_LIST scalar index serves.
 * ``numbers`` (JSON object): the scalar numeric values, for the range operators via
   ``json_get_float``.
+* ``strings`` (JSON object): the scalar string values, for ``$startsWith`` (ENHANCED indexes, as
+  on AWS) via ``starts_with(json_get_string(...))``: holding strings only, it never meets a value
+  ``json_get_string`` would coerce.
 
 The Python predicate implements the same semantics directly on the metadata dict for the
 un-materialized tail; ``tests/engine/test_filters.py`` runs every operator through both and they must agree.
@@ -29,7 +32,7 @@ from engine.log.payload import json_bytes
 MAX_DEPTH = 10
 MAX_NODES = 1_000
 _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_FIELD_OPS = {"$eq", "$ne", "$in", "$nin", "$exists", *_RANGE}
+_FIELD_OPS = {"$eq", "$ne", "$in", "$nin", "$exists", "$startsWith", *_RANGE}
 
 Metadata = dict[str, Any]
 Predicate = Callable[[Metadata], bool]
@@ -40,6 +43,7 @@ class Filter:
     sql: str
     predicate: Predicate
     keys: frozenset[str]
+    needs_strings: bool = False  # uses the ``strings`` column ($startsWith)
 
 
 def _is_number(v: Any) -> bool:
@@ -75,10 +79,11 @@ def _exists_token(key: str) -> str:
     return f"{len(key)}:{key}e"
 
 
-def index_terms(meta: Metadata | None, non_filterable: Collection[str]) -> tuple[list[str], str]:
-    """The ``tokens`` and ``numbers`` column values for one vector's metadata."""
+def index_terms(meta: Metadata | None, non_filterable: Collection[str]) -> tuple[list[str], str, str]:
+    """The ``tokens``, ``numbers`` and ``strings`` column values for one vector's metadata."""
     tokens: list[str] = []
     numbers: dict[str, float] = {}
+    strings: dict[str, str] = {}
     for k, v in (meta or {}).items():
         if k in non_filterable:
             continue
@@ -89,7 +94,17 @@ def index_terms(meta: Metadata | None, non_filterable: Collection[str]) -> tuple
             tokens.append(_token(k, v))
             if _is_number(v):
                 numbers[k] = float(v)
-    return tokens, json_bytes(numbers).decode()
+            elif isinstance(v, str):
+                strings[k] = v
+    return tokens, json_bytes(numbers).decode(), json_bytes(strings).decode()
+
+
+def _starts_with(key: str, prefix: str) -> tuple[str, Predicate]:
+    def pred(m: Metadata) -> bool:
+        x = m.get(key)
+        return isinstance(x, str) and x.startswith(prefix)
+
+    return f"COALESCE(starts_with(json_get_string(strings, {_sql_str(key)}), {_sql_str(prefix)}), false)", pred
 
 
 def _sql_str(s: str) -> str:
@@ -144,8 +159,10 @@ def _range(key: str, op: str, v: float) -> tuple[str, Predicate]:
 
 
 class _Compiler:
-    def __init__(self, non_filterable: Collection[str]) -> None:
+    def __init__(self, non_filterable: Collection[str], starts_with: bool) -> None:
         self.non_filterable = set(non_filterable)
+        self.starts_with = starts_with
+        self.uses_strings = False
         self.keys: set[str] = set()
         self.nodes = 0
 
@@ -184,6 +201,13 @@ class _Compiler:
     def condition(self, key: str, op: str, arg: Any) -> tuple[str, Predicate]:
         if op not in _FIELD_OPS:
             raise self.fail(f"unknown operator {op} for {key!r}")
+        if op == "$startsWith":
+            if not self.starts_with:
+                raise self.fail("$startsWith needs an index in ENHANCED mode")
+            if not isinstance(arg, str):
+                raise self.fail("$startsWith takes a string")
+            self.uses_strings = True
+            return _starts_with(key, arg)
         if op in ("$eq", "$ne"):
             if not _is_primitive(arg):
                 raise self.fail(f"{op} takes a string, number or boolean")
@@ -210,8 +234,9 @@ class _Compiler:
         return _range(key, op, arg)
 
 
-def compile_filter(doc: Any, non_filterable: Collection[str] = ()) -> Filter:
-    """Validate ``doc`` and compile it; raises ``ValidationError`` with a message users can act on."""
-    c = _Compiler(non_filterable)
+def compile_filter(doc: Any, non_filterable: Collection[str] = (), *, starts_with: bool = True) -> Filter:
+    """Validate ``doc`` and compile it; raises ``ValidationError`` with a message users can act on.
+    ``starts_with``: whether ``$startsWith`` may be used (ENHANCED indexes only, as on AWS)."""
+    c = _Compiler(non_filterable, starts_with)
     sql, pred = c.node(doc, 1)
-    return Filter(sql=sql, predicate=pred, keys=frozenset(c.keys))
+    return Filter(sql=sql, predicate=pred, keys=frozenset(c.keys), needs_strings=c.uses_strings)

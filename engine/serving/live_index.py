@@ -218,6 +218,14 @@ class LiveIndex:
 
     # --- reads --------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_columns(reader: Any, flt: Filter | None) -> None:
+        if flt is not None and flt.needs_strings and reader is not None and "strings" not in reader.schema.names:
+            raise Unavailable(
+                "this index's data predates $startsWith: it can be used once the index's next write "
+                "is folded (which adds the column)"
+            )
+
     async def query(
         self, vector: Vectors, k: int, flt: Filter | None, *, metadata: bool = True, exact: bool = True
     ) -> list[Hit]:
@@ -227,6 +235,7 @@ class LiveIndex:
         # Capture the snapshot and the tail's answer together, with no await in between, so the
         # two describe the same moment even if the materializer publishes meanwhile.
         reader, touched = self.reader, self.tail.touched()
+        self._check_columns(self.reader, flt)
         tail_hits = [Hit(k_, d, m) for k_, d, m in self.tail.search(vector, k, flt.predicate if flt else None)]
         sql = flt.sql if flt else None
         want = k + min(len(touched), 4 * k + 100)
@@ -289,6 +298,7 @@ class LiveIndex:
         def matches(r: TailRow) -> bool:
             return flt is None or flt.predicate(parse_metadata(r.metadata) or {})
 
+        self._check_columns(reader, flt)
         tail_rows = {r.key: r for r in tail.live_rows() if mine(r.key) and matches(r)}
         touched = tail.touched()
         lance_keys = await anyio.to_thread.run_sync(

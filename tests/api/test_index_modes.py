@@ -9,7 +9,7 @@ import anyio
 import pytest
 from botocore.exceptions import ClientError
 
-from engine import BucketRef
+from engine import BucketRef, IndexRef
 from engine.clock import ManualClock
 from engine.context import RequestContext
 from tests.api.test_hybrid import client
@@ -77,3 +77,50 @@ def test_an_old_bucket_defaults_to_classic_and_may_switch_either_way(backend: Ba
         c.put_vector_bucket_default_index_mode(vectorBucketName="vintage", defaultIndexMode="ENHANCED")
         create(c, "vintage", "docs", metadataConfiguration=TEXT)
         c.put_vector_bucket_default_index_mode(vectorBucketName="vintage", defaultIndexMode="CLASSIC")
+
+
+def test_starts_with_on_enhanced_indexes_from_the_tail_and_the_dataset(backend: Backend) -> None:
+    with running_server(backend.with_settings(run_materializers=False)) as srv:
+        c = srv.s3vectors()
+        c.create_vector_bucket(vectorBucketName="prefixes")
+        create(c, "prefixes", "idx")
+        vectors = [
+            {"key": k, "data": {"float32": [1, i]}, "metadata": {"path": p}}
+            for i, (k, p) in enumerate([("a", "docs/intro"), ("b", "docs/api"), ("c", "blog/docs"), ("d", "Docs/x")])
+        ]
+        c.put_vectors(vectorBucketName="prefixes", indexName="idx", vectors=vectors)
+        query = {"vectorBucketName": "prefixes", "indexName": "idx", "topK": 10, "queryVector": {"float32": [1, 0]}}
+
+        def matching() -> set[str]:
+            got = c.query_vectors(**query, filter={"path": {"$startsWith": "docs/"}})["vectors"]
+            return {v["key"] for v in got}
+
+        assert matching() == {"a", "b"}  # the unfolded tail
+        anyio.run(_fold_all, backend)
+        assert matching() == {"a", "b"}  # the Lance dataset
+
+
+async def _fold_all(backend: Backend) -> None:
+    async with backend.engine() as eng:
+        for index in list(eng.catalog.state.indexes.values()):
+            await eng.materialize(IndexRef(index.account, index.bucket_name, index.name))
+
+
+def test_starts_with_is_refused_on_a_classic_index(backend: Backend) -> None:
+    async def old_bucket() -> None:
+        async with backend.engine(clock=ManualClock(start=BEFORE)) as eng:
+            await eng.create_bucket(RequestContext.system(ALICE.account), BucketRef(ALICE.account, "vintage"))
+
+    anyio.run(old_bucket)
+    with running_server(backend) as srv:
+        c = srv.s3vectors()
+        create(c, "vintage", "plain")
+        code, message = code_and_message(
+            c.query_vectors,
+            vectorBucketName="vintage",
+            indexName="plain",
+            topK=1,
+            queryVector={"float32": [1, 0]},
+            filter={"path": {"$startsWith": "x"}},
+        )
+        assert code == "ValidationException" and "ENHANCED" in message

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from engine.dataset import LanceDataset
@@ -58,6 +59,15 @@ CASES: list[tuple[Any, set[str]]] = [
     ({"genre": {"$exists": False}}, {"d", "e"}),
     ({"n": {"$exists": True}}, {"d"}),
     ({"nested": {"$exists": True}}, {"f"}),
+    # $startsWith (ENHANCED indexes): scalar strings only, case-sensitive, quotes and LIKE
+    # wildcards taken literally; a list's elements and non-strings never match.
+    ({"genre": {"$startsWith": "d"}}, {"a", "b"}),
+    ({"genre": {"$startsWith": "dra"}}, {"b"}),
+    ({"genre": {"$startsWith": "D"}}, {"g"}),
+    ({"genre": {"$startsWith": "it'"}}, {"f"}),
+    ({"genre": {"$startsWith": "%"}}, set()),
+    ({"genre": {"$startsWith": ""}}, {"a", "b", "f", "g"}),
+    ({"year": {"$startsWith": "20"}}, {"c"}),
     ({"$and": [{"genre": "doc"}, {"year": {"$gte": 2020}}]}, {"a"}),
     ({"$or": [{"genre": "drama"}, {"score": {"$lt": 0}}]}, {"b", "c"}),
     ({"$or": [{"$and": [{"ok": True}, {"tags": "x"}]}, {"year": 2019}]}, {"a", "d"}),
@@ -85,6 +95,8 @@ INVALID: list[Any] = [
     {"genre": {"$eq": None}},
     {"genre": {"$eq": {"a": 1}}},
     {"note": "private"},  # non-filterable
+    {"note": {"$startsWith": "p"}},  # non-filterable
+    {"genre": {"$startsWith": 1}},
     {"score": {"$gt": float("nan")}},
     {"score": {"$lt": float("inf")}},
 ]
@@ -162,3 +174,27 @@ def test_integers_past_a_doubles_range_are_a_validation_error(doc: Any) -> None:
     with pytest.raises(ValidationError, match="Invalid query filter"):
         compile_filter(doc)
     compile_filter({"n": 2**1000})  # large, but a double holds it: a valid filter
+
+
+def test_a_dataset_from_before_starts_with_gains_the_column_at_its_next_fold(backend: Backend) -> None:
+    """An index folded before the ``strings`` column existed: its next fold derives the column
+    for every old row from the stored metadata (non-filterable keys left out), so ``$startsWith``
+    finds them too."""
+    import lance  # here only to write the old layout, as an older vecledger did
+
+    from engine.materialize.rows import strings_of
+
+    location = _location(backend)
+    old = rows_table(
+        VectorBatch(["old", "hidden"], np.ones((2, 4), np.float32), ['{"p": "docs/a"}', '{"note": "docs/b"}']),
+        ("note",),
+    ).drop_columns(["strings"])
+    old = old.append_column("text", pa.array([None, None], pa.string()))
+    lance.write_dataset(old, location.uri, storage_options=location.storage_options or None)
+    ds = LanceDataset(location, 4, "euclidean", IndexTuning(), strings_of(("note",)))
+    ds.open()
+    assert "strings" not in ds.snapshot().schema.names
+    new = VectorBatch(["new"], np.ones((1, 4), np.float32), ['{"p": "docs/c"}'])
+    ds.apply(rows_table(new, ("note",)), [])
+    flt = compile_filter({"p": {"$startsWith": "docs/"}}, ("note",))
+    assert set(ds.snapshot().to_table(columns=["key"], filter=flt.sql).column("key").to_pylist()) == {"old", "new"}
