@@ -32,6 +32,12 @@ def code_and_message(fn: object, **kw: object) -> tuple[str, str]:
     return str(e.value.response["Error"]["Code"]), str(e.value.response["Error"]["Message"])
 
 
+async def old_bucket(backend: Backend) -> None:
+    """Bucket "vintage", created with the engine's clock before 2026-09-30."""
+    async with backend.engine(clock=ManualClock(start=BEFORE)) as eng:
+        await eng.create_bucket(RequestContext.system(ALICE.account), BucketRef(ALICE.account, "vintage"))
+
+
 def test_a_new_bucket_makes_enhanced_indexes_and_refuses_classic(backend: Backend) -> None:
     with running_server(backend) as srv:
         c = client(srv)  # the s3vectors model that knows textSearchConfigurations
@@ -51,11 +57,7 @@ def test_a_new_bucket_makes_enhanced_indexes_and_refuses_classic(backend: Backen
 
 
 def test_an_old_bucket_defaults_to_classic_and_may_switch_either_way(backend: Backend) -> None:
-    async def old_bucket() -> None:
-        async with backend.engine(clock=ManualClock(start=BEFORE)) as eng:
-            await eng.create_bucket(RequestContext.system(ALICE.account), BucketRef(ALICE.account, "vintage"))
-
-    anyio.run(old_bucket)
+    anyio.run(old_bucket, backend)
     with running_server(backend) as srv:
         c = client(srv)  # the s3vectors model that knows textSearchConfigurations
         assert c.get_vector_bucket(vectorBucketName="vintage")["vectorBucket"]["defaultIndexMode"] == "CLASSIC"
@@ -107,11 +109,7 @@ async def _fold_all(backend: Backend) -> None:
 
 
 def test_starts_with_is_refused_on_a_classic_index(backend: Backend) -> None:
-    async def old_bucket() -> None:
-        async with backend.engine(clock=ManualClock(start=BEFORE)) as eng:
-            await eng.create_bucket(RequestContext.system(ALICE.account), BucketRef(ALICE.account, "vintage"))
-
-    anyio.run(old_bucket)
+    anyio.run(old_bucket, backend)
     with running_server(backend) as srv:
         c = srv.s3vectors()
         create(c, "vintage", "plain")
