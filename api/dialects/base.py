@@ -38,6 +38,7 @@ class Dialect(ABC):
     list_filter: bool = False  # ListVectors takes a filter (OSS)
     max_indexes: int | None = None  # per bucket, where lower than the engine's
     catalog_page: int = 500  # ListVectorBuckets / ListIndexes results without a maxResults
+    max_buckets: int | None = None  # per account, where lower than the engine's
 
     def index_name(self, name: str) -> str:
         return limits.index_name(name)

@@ -59,5 +59,12 @@ def _tos_headers(request_id: str) -> dict[str, str]:
 
 
 TOS = TosDialect(
-    "tos", "Trn", bucket_name_max=32, top_k_max=1_000, query_page=1_000, delete_keys_max=100, catalog_page=100
+    "tos",
+    "Trn",
+    bucket_name_max=32,
+    top_k_max=1_000,
+    query_page=1_000,
+    delete_keys_max=100,
+    catalog_page=100,
+    max_buckets=100,
 )

@@ -8,7 +8,7 @@ from typing import Any
 from api import limits, models
 from api.auth import policy
 from api.call import Call, operation
-from api.errors import validation
+from api.errors import ApiError, Kind, validation
 from engine import BucketRef, IndexRef
 from engine.catalog import Bucket, Index
 
@@ -65,6 +65,9 @@ async def create_vector_bucket(call: Call, req: models.CreateVectorBucket) -> An
         raise validation("vectorBucketName does not match the bucket in the Host name", "vectorBucketName")
     enc = req.encryptionConfiguration
     ref = BucketRef(call.account, name)
+    cap = call.dialect.max_buckets
+    if cap is not None and len(await call.engine.list_buckets(call.account)) >= cap:
+        raise ApiError(Kind.QUOTA, f"an account may have at most {cap} vector buckets")
     await call.engine.create_bucket(
         call.ctx,
         ref,

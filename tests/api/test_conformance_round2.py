@@ -1,5 +1,5 @@
 """Smaller conformance items of issue 20, each through the real SDK: TOS's "<account>/<user>"
-principal and its 100-per-page catalog listings, an index inheriting its bucket's encryption, KMS
+principal, its 100-bucket limit and its 100-per-page catalog listings, an index inheriting its bucket's encryption, KMS
 key ARNs checked, scores only where there is text, TagResource needing its tags, and CreateIndex
 with tags needing TagResource.
 """
@@ -11,6 +11,7 @@ import json
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from tos.exceptions import TosServerError
 
 from tests.api.test_hostile import s3_request
 from tests.api.test_hybrid import client as model_client
@@ -38,11 +39,15 @@ def test_tos_user_principals_and_page_sizes(srv: RunningServer) -> None:
     arn = f"arn:aws:s3vectors:us-east-1:{ALICE.account}:bucket/shared"
     assert srv.s3vectors(CAROL).get_vector_bucket(vectorBucketArn=arn)["vectorBucket"]["vectorBucketName"] == "shared"
     assert code(srv.s3vectors(BOB).get_vector_bucket, vectorBucketArn=arn) == "AccessDeniedException"
-    for i in range(101):
+    for i in range(99):
         tos.create_vector_bucket(f"b{i:03d}")
+    with pytest.raises(TosServerError) as e:  # "at most 100 vector buckets" per account (seed 004)
+        tos.create_vector_bucket("one-too-many")
+    assert e.value.status_code == 402 and e.value.code == "ServiceQuotaExceededException"
+    srv.s3vectors().create_vector_bucket(vectorBucketName="via-s3")  # S3 Vectors' own limit is higher
     first = tos.list_vector_buckets()
-    assert len(first.vector_buckets) == 100 and first.next_token  # TOS's documented default
-    assert len(srv.s3vectors().list_vector_buckets()["vectorBuckets"]) == 102  # S3's stays 500
+    assert len(first.vector_buckets) == 100 and first.next_token  # TOS's documented default page
+    assert len(srv.s3vectors().list_vector_buckets()["vectorBuckets"]) == 101  # S3's page stays 500
 
 
 def test_an_index_has_its_buckets_encryption_and_kms_arns_are_checked(srv: RunningServer) -> None:
