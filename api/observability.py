@@ -38,7 +38,6 @@ from prometheus_client.registry import Collector
 
 from api.operations import OPERATIONS, admin, oss
 from engine import Engine, keys
-from engine.errors import VecledgerError
 from engine.log import tail_seq
 from engine.log.reader import read_header
 from engine.materialize.checkpoint import read_checkpoint
@@ -245,17 +244,6 @@ class IndexGauges:
         return encode(registry), content_type
 
 
-def _log_failed(engine: Engine) -> None:
-    """The stopped materializers, by name, for the operator: the server's log, not /readyz."""
-    for index_id, error in sorted(engine.failed_materializers.items()):
-        try:
-            name = engine.index_by_id(index_id)
-            label = f"{name.account}/{name.bucket_name}/{name.name}"
-        except VecledgerError:
-            label = index_id
-        log.warning("the materializer of index %s stopped: %s", label, error)
-
-
 async def readiness(engine: Engine | None) -> tuple[int, str]:
     """(status, body) for ``/readyz``.
 
@@ -266,8 +254,9 @@ async def readiness(engine: Engine | None) -> tuple[int, str]:
     is in the shared log, so every replica sees it: failing readiness would take all of them out
     of rotation and turn one damaged index into an outage of every index, while reads of that
     index, and everything of every other index, keep working. It is reported in the body as a
-    count (``degraded: ...``), by name in the server's log, and as ``vecledger_materializer_failed``
-    for alerting. The probe is unauthenticated: it names no index and repeats no error text.
+    count (``degraded: ...``), by name in the server's log (once, when it stops: ``schedule.py``),
+    and as ``vecledger_materializer_failed`` for alerting. The probe is unauthenticated: it names no
+    index and repeats no error text.
     """
     if engine is None:
         return 503, "not ready: the engine is not open\n"
@@ -281,6 +270,5 @@ async def readiness(engine: Engine | None) -> tuple[int, str]:
         return 503, f"not ready: the object store failed a probe ({type(e).__name__})\n"
     lines = ["ready"]
     if failed := len(engine.failed_materializers):
-        _log_failed(engine)
         lines.append(f"degraded: {failed} index materializer(s) stopped on a corrupt log object (see the server log)")
     return 200, "\n".join(lines) + "\n"

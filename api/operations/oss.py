@@ -159,7 +159,7 @@ async def list_vector_indexes(call: Call, body: bytes, query: dict[str, str], he
     req = parse_body(models.OssListVectorIndexes, body)
     ref = await _authorized_bucket(call)
     indexes = await call.engine.list_indexes(ref, req.prefix or "")
-    page, token = page_by_name(indexes, lambda i: i.name, req.maxResults, req.nextToken)
+    page, token = page_by_name(indexes, lambda i: i.name, req.maxResults, req.nextToken, call.dialect.catalog_page)
     out: dict[str, Any] = {"indexes": [index_info(call, i) for i in page]}
     return out | ({"nextToken": token} if token else {})
 

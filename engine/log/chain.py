@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine import keys
 from engine.errors import CorruptEvent, ObjectNotFound
@@ -48,8 +49,8 @@ class ChainReport:
         return not self.findings
 
 
-def _payload_hashes_match(data: bytes, key: str) -> str | None:
-    header, base = decode_header(key, data)
+def _payload_problem(header: dict[str, Any], base: int, data: bytes) -> str | None:
+    """What is wrong with the payloads' sha256 (None: nothing), the header already verified."""
     for h in header["events"]:
         want = h.get("sha256")
         payload = data[base + h["offset"] : base + h["offset"] + h["length"]]
@@ -58,11 +59,11 @@ def _payload_hashes_match(data: bytes, key: str) -> str | None:
     return None
 
 
-async def verify_chain(store: ObjectStore, prefix: str, *, after: int = -1, until: int | None = None) -> ChainReport:
-    """Check the objects with ``after < seq <= until`` (the whole log by default). The first one
-    checked is linked to the one before it when that one exists."""
+async def verify_chain(store: ObjectStore, prefix: str, *, until: int | None = None) -> ChainReport:
+    """Check the objects from the log's start up to ``until`` (the whole log by default): every
+    object's own checksums and hashes, and each one's link to the one before it."""
     start = await read_start(store, prefix)
-    first = max(after + 1, start.seq if start is not None else 0)
+    first = start.seq if start is not None else 0
     present: list[int] = []
     begin = keys.log_entry(prefix, first - 1) if first > 0 else None
     async for info in store.list(prefix, start_after=begin):  # in key order: seqs are zero-padded
@@ -73,9 +74,9 @@ async def verify_chain(store: ObjectStore, prefix: str, *, after: int = -1, unti
             break
         present.append(seq)
     report = ChainReport(prefix, first, present[-1] if present else -1)
-    link: str | None = None  # the digest the next object must name; None: nothing to check
-    if present and first > 0:
-        link = await _digest_of(store, keys.log_entry(prefix, first - 1))
+    # The digest the next object must name; None: nothing to check (so not at the log's start,
+    # whose predecessor, if any, log retention dropped).
+    link: str | None = None
     have = set(present)
     for seq in range(first, report.last + 1):
         key = keys.log_entry(prefix, seq)
@@ -91,15 +92,14 @@ async def verify_chain(store: ObjectStore, prefix: str, *, after: int = -1, unti
             continue
         report.objects += 1
         try:
-            header, _ = decode_header(key, data)
-            decode(key, seq, data)
-            problem = _payload_hashes_match(data, key)
+            decode(key, seq, data)  # checksums, lengths and the seq its key names
+            header, base = decode_header(key, data)
         except CorruptEvent as e:
             kind = "reordered" if "does not match key seq" in e.reason else "edited"
             report.findings.append(Finding(kind, key, seq, e.reason))
             link = None
             continue
-        if problem is not None:
+        if (problem := _payload_problem(header, base, data)) is not None:
             report.findings.append(Finding("edited", key, seq, problem))
         prev = header.get("prev")
         if prev is not None and link is not None and prev != link:
@@ -116,11 +116,4 @@ def _seq(key: str) -> int | None:
     try:
         return keys.seq_of(key)
     except ValueError:
-        return None
-
-
-async def _digest_of(store: ObjectStore, key: str) -> str | None:
-    try:
-        return digest((await store.get(key)).data)
-    except (ObjectNotFound, CorruptEvent):
         return None

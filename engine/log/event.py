@@ -12,7 +12,7 @@ version raises ``CorruptEvent``: the log is the truth, so nothing is ever skippe
 
 Every log is a hash chain: the header's ``prev`` is the ``digest`` (sha256) of the previous
 object's prefix and header, and a header covers its payloads through their sha256. An edited,
-deleted or reordered object breaks the chain at the object after it (``engine/audit/verify.py``).
+deleted or reordered object breaks the chain at the object after it (``engine/log/chain.py``).
 CRC32 stays for what it is good at, telling a torn write from a good one, cheaply, on every read.
 """
 

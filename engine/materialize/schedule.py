@@ -52,7 +52,11 @@ async def keep_folding(m: Materializer) -> None:
                 delay = min(delay, m.lease.duration / (3 if m.leading else 4))
         except CorruptEvent:
             metrics.FOLD_FAILURES.labels("corrupt").inc()
-            log.exception("index %s: corrupt event; materializer stopped", m.index.id)
+            idx = m.index
+            log.exception(
+                "index %s/%s/%s (%s): corrupt event; materializer stopped",
+                *(idx.account, idx.bucket_name, idx.name, idx.id),
+            )
             raise
         except LeaseLost as e:
             metrics.FOLD_FAILURES.labels("lease_lost").inc()
