@@ -43,11 +43,11 @@ def _items(doc: Any, cap: int) -> int:
 
 async def _compiled(filter: Any, index: Index) -> Filter | None:
     """The index's view of a request's filter. A large one (up to the 1,000 conditions the compiler
-    allows: ~4 ms) compiles in a thread, so one request cannot stall every other on the loop."""
+    allows on a CLASSIC index: ~4 ms) compiles in a thread, so one request cannot stall every other on the loop."""
     if filter is None:
         return None
     compile_it = functools.partial(
-        compile_filter, filter, index.non_filterable_keys, starts_with=index.mode == "ENHANCED"
+        compile_filter, filter, index.non_filterable_keys, enhanced=index.mode == "ENHANCED"
     )
     if _items(filter, INLINE_FILTER_ITEMS) <= INLINE_FILTER_ITEMS:
         return compile_it()

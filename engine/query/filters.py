@@ -31,6 +31,9 @@ from engine.log.payload import json_bytes
 
 MAX_DEPTH = 10
 MAX_NODES = 1_000
+# AWS: "confirm that your queries use 100 or fewer filter constraints" before moving an index to
+# ENHANCED. A constraint here is one operator on one key (``{"k": {"$in": [...]}}`` is one).
+MAX_ENHANCED_CONSTRAINTS = 100
 _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _FIELD_OPS = {"$eq", "$ne", "$in", "$nin", "$exists", "$startsWith", *_RANGE}
 
@@ -159,12 +162,13 @@ def _range(key: str, op: str, v: float) -> tuple[str, Predicate]:
 
 
 class _Compiler:
-    def __init__(self, non_filterable: Collection[str], starts_with: bool) -> None:
+    def __init__(self, non_filterable: Collection[str], enhanced: bool) -> None:
         self.non_filterable = set(non_filterable)
-        self.starts_with = starts_with
+        self.enhanced = enhanced
         self.uses_strings = False
         self.keys: set[str] = set()
         self.nodes = 0
+        self.constraints = 0
 
     def fail(self, message: str) -> ValidationError:
         return ValidationError(f"Invalid query filter: {message}", field="filter")
@@ -201,8 +205,11 @@ class _Compiler:
     def condition(self, key: str, op: str, arg: Any) -> tuple[str, Predicate]:
         if op not in _FIELD_OPS:
             raise self.fail(f"unknown operator {op} for {key!r}")
+        self.constraints += 1
+        if self.enhanced and self.constraints > MAX_ENHANCED_CONSTRAINTS:
+            raise self.fail(f"an ENHANCED index allows at most {MAX_ENHANCED_CONSTRAINTS} filter constraints per query")
         if op == "$startsWith":
-            if not self.starts_with:
+            if not self.enhanced:
                 raise self.fail("$startsWith needs an index in ENHANCED mode")
             if not isinstance(arg, str):
                 raise self.fail("$startsWith takes a string")
@@ -234,9 +241,10 @@ class _Compiler:
         return _range(key, op, arg)
 
 
-def compile_filter(doc: Any, non_filterable: Collection[str] = (), *, starts_with: bool = True) -> Filter:
+def compile_filter(doc: Any, non_filterable: Collection[str] = (), *, enhanced: bool = True) -> Filter:
     """Validate ``doc`` and compile it; raises ``ValidationError`` with a message users can act on.
-    ``starts_with``: whether ``$startsWith`` may be used (ENHANCED indexes only, as on AWS)."""
-    c = _Compiler(non_filterable, starts_with)
+    ``enhanced``: the index's mode is ENHANCED, which on AWS brings ``$startsWith`` and a limit of
+    100 constraints per query (CLASSIC keeps the 1,000 conditions of ``MAX_NODES``)."""
+    c = _Compiler(non_filterable, enhanced)
     sql, pred = c.node(doc, 1)
     return Filter(sql=sql, predicate=pred, keys=frozenset(c.keys), needs_strings=c.uses_strings)

@@ -122,3 +122,21 @@ def test_starts_with_is_refused_on_a_classic_index(backend: Backend) -> None:
             filter={"path": {"$startsWith": "x"}},
         )
         assert code == "ValidationException" and "ENHANCED" in message
+
+
+def test_an_enhanced_index_takes_100_filter_constraints_and_a_classic_one_more(backend: Backend) -> None:
+    anyio.run(old_bucket, backend)
+    with running_server(backend) as srv:
+        c = srv.s3vectors()
+        create(c, "vintage", "classic")
+        c.create_vector_bucket(vectorBucketName="fresh")
+        create(c, "fresh", "enhanced")
+        hundred = {"$or": [{"n": i} for i in range(100)]}
+        over = {"$or": [{"n": i} for i in range(101)]}
+        ask = {"topK": 1, "queryVector": {"float32": [1, 0]}}
+        c.query_vectors(vectorBucketName="fresh", indexName="enhanced", filter=hundred, **ask)
+        code, message = code_and_message(
+            c.query_vectors, vectorBucketName="fresh", indexName="enhanced", filter=over, **ask
+        )
+        assert code == "ValidationException" and "at most 100 filter constraints" in message
+        c.query_vectors(vectorBucketName="vintage", indexName="classic", filter=over, **ask)

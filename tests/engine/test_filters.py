@@ -155,13 +155,27 @@ def test_nesting_and_size_are_bounded() -> None:
     compile_filter(_deep(8))
     with pytest.raises(ValidationError):
         compile_filter(_deep(12))
-    with pytest.raises(ValidationError):
-        compile_filter({"$or": [{"k": i} for i in range(2000)]})
+    compile_filter({"$or": [{"k": i} for i in range(999)]}, enhanced=False)
+    with pytest.raises(ValidationError, match="at most 1000 conditions"):
+        compile_filter({"$or": [{"k": i} for i in range(2000)]}, enhanced=False)
     # $in and $nin terms count as conditions: a filter of 60,000 terms once crashed the server.
     compile_filter({"k": {"$in": list(range(900))}})
     for op in ("$in", "$nin"):
         with pytest.raises(ValidationError, match="counting each"):
             compile_filter({"k": {op: [str(i) for i in range(60_000)]}})
+
+
+def test_an_enhanced_index_allows_100_filter_constraints() -> None:
+    """As AWS documents for ENHANCED indexes; one operator on one key is one constraint, however
+    many terms its ``$in`` holds. CLASSIC keeps the larger bound."""
+    compile_filter({"$or": [{"k": i} for i in range(99)] + [{"n": {"$gte": 1}}]})
+    compile_filter({"$and": [{f"k{i}": {"$in": list(range(5))}} for i in range(100)]})
+    over = {"$and": [{"k": {"$ne": i}} for i in range(100)] + [{"n": {"$gte": 1}}]}
+    with pytest.raises(ValidationError, match="at most 100 filter constraints"):
+        compile_filter(over)
+    with pytest.raises(ValidationError, match="at most 100 filter constraints"):
+        compile_filter({"$or": [{"n": {"$gte": i, "$lt": i + 1}} for i in range(51)]})
+    compile_filter(over, enhanced=False)
 
 
 @pytest.mark.parametrize(
@@ -202,7 +216,7 @@ def test_a_dataset_from_before_starts_with_gains_the_column_at_its_next_fold(bac
 
 def test_large_filters_compile_off_the_event_loop_to_the_same_result() -> None:
     """Up to 64 members a filter compiles inline (microseconds); a larger one, up to the 1,000
-    conditions allowed (~4 ms), in a worker thread. Counting never walks a huge list."""
+    conditions a CLASSIC index allows (~4 ms), in a worker thread. Counting never walks a huge list."""
     import threading
 
     import anyio
@@ -210,7 +224,7 @@ def test_large_filters_compile_off_the_event_loop_to_the_same_result() -> None:
     from engine.catalog.state import Index
     from engine.facade import vector_ops
 
-    index = Index("i", "b", "bucket", "111122223333", "idx", 0.0, 4, "cosine", mode="ENHANCED")
+    index = Index("i", "b", "bucket", "111122223333", "idx", 0.0, 4, "cosine", mode="CLASSIC")
     small, large = {"genre": "doc"}, {"$or": [{f"k{i}": i} for i in range(999)]}
     assert vector_ops._items(small, 64) <= 64 < vector_ops._items(large, 64)
     assert vector_ops._items({"k": {"$in": list(range(2_000_000))}}, 64) > 64
@@ -225,7 +239,7 @@ def test_large_filters_compile_off_the_event_loop_to_the_same_result() -> None:
     try:
         for doc in (small, large):
             got = anyio.run(vector_ops._compiled, doc, index)
-            assert got is not None and got.sql == real(doc).sql
+            assert got is not None and got.sql == real(doc, enhanced=False).sql
     finally:
         vector_ops.compile_filter = real  # type: ignore[assignment]
     assert threads[0] == threading.main_thread().name and threads[1] != threading.main_thread().name
