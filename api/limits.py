@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from engine.query.text import LANGUAGES
 
 INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
-TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$", re.UNICODE)
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
 MAX_TAGS = 50
 MAX_NON_FILTERABLE = 10
 MAX_METADATA_BYTES = 40 * 1024
@@ -74,9 +75,22 @@ def tags(value: dict[str, str] | None, field: str = "tags") -> dict[str, str]:
     if len(value) > MAX_TAGS:
         raise validation(f"at most {MAX_TAGS} tags per resource", field)
     for k, v in value.items():
-        if not 1 <= len(k) <= 128 or len(v) > 256 or not TAG_TEXT.match(k) or not TAG_TEXT.match(v):
-            raise validation(f"tag {k!r}: keys are 1-128 and values 0-256 letters, digits, spaces or _.:/=+-@", field)
+        tag_key(k, field)
+        if len(v) > 256 or not _tag_text(v):
+            raise validation(f"tag {k!r}: values are 0-256 letters, digits, spaces or _.:/=+-@", field)
     return value
+
+
+def _tag_text(s: str) -> bool:
+    """The model's ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``: Python's ``\\s`` would let tabs and
+    newlines in (they are Cc, not Z), so the categories are checked as the pattern names them."""
+    return all(c in _TAG_PUNCTUATION or unicodedata.category(c)[0] in "LZN" for c in s)
+
+
+def tag_key(k: str, field: str) -> str:
+    if not 1 <= len(k) <= 128 or not _tag_text(k):
+        raise validation(f"tag key {k[:128]!r}: keys are 1-128 letters, digits, spaces or _.:/=+-@", field)
+    return k
 
 
 KMS_KEY_ARN = re.compile(r"arn:aws[-a-z0-9]*:kms:[-a-z0-9]*:[0-9]{12}:key/.+")  # the model's pattern

@@ -43,6 +43,10 @@ class Dialect(ABC):
     def index_name(self, name: str) -> str:
         return limits.index_name(name)
 
+    def check_batch_size(self, keys: list[str]) -> None:
+        """1 to 500 vectors per PutVectors; past it, AWS (and OSS) answer a ValidationException."""
+        limits.count(keys, 1, limits.MAX_PUT, "vectors")
+
     def check_batch(self, keys: list[str], metadata: list[Any], non_filterable: tuple[str, ...]) -> None:
         """Dialect rules for a PutVectors batch beyond the shared ones (none by default)."""
         return

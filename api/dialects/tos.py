@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from api import limits
 from api.dialects.base import Dialect
-from api.errors import TOS_EC, WIRE, ApiError, validation
+from api.errors import TOS_EC, WIRE, ApiError, Kind, validation
 from engine.refs import BucketRef
 
 
@@ -21,6 +21,15 @@ class TosDialect(Dialect):
 
     def creation_time(self, t: float) -> float | int | str:
         return int(t)  # the SDK passes it through int()
+
+    def check_batch_size(self, keys: list[str]) -> None:
+        # TOS's PutVectors reference: past 500 vectors "the request is refused with a
+        # ServiceUnavailableException" (503), not a ValidationException.
+        if len(keys) > limits.MAX_PUT:
+            raise ApiError(
+                Kind.UNAVAILABLE, f"A PutVectors request holds at most {limits.MAX_PUT} vectors; it held {len(keys)}."
+            )
+        super().check_batch_size(keys)
 
     def ok(self, body: Any, request_id: str) -> Response:
         content = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)

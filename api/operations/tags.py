@@ -29,6 +29,8 @@ async def tag_resource(call: Call, arn: str, tags: dict[str, str]) -> Any:
 async def untag_resource(call: Call, arn: str, keys: list[str]) -> Any:
     if not keys:
         raise validation("tagKeys is required", "tagKeys")
+    for i, k in enumerate(keys):
+        limits.tag_key(k, f"tagKeys[{i}]")
     ref, index = await tag_target(call, arn)
     await call.engine.tag(call.ctx, ref, index, remove=keys)
     return None

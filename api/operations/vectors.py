@@ -40,7 +40,7 @@ def _keys(keys: list[str], high: int) -> list[str]:
 async def put_vectors(call: Call, req: PutBatch) -> Any:
     ref = await index_ref(call, req)
     index = await call.engine.get_index(ref)
-    limits.count(req.keys, 1, limits.MAX_PUT, "vectors")
+    call.dialect.check_batch_size(req.keys)
     for i, key in enumerate(req.keys):
         if not 1 <= len(key) <= limits.MAX_KEY_LENGTH:
             raise validation(f"key must be 1 to {limits.MAX_KEY_LENGTH} characters", f"vectors[{i}].key")

@@ -130,3 +130,9 @@ def test_tos_limits_and_error_shape(srv: RunningServer) -> None:
     assert err.code == "ValidationException"
     err = tos_error(t.put_vectors, "limits", ACCT, "idx", [Vector(key="z", data=VectorData(float32=[0.0, 0.0]))])
     assert err.code == "ValidationException" and "zero" in err.message
+    # TOS's PutVectors reference: more than 500 vectors is a ServiceUnavailableException.
+    many = [Vector(key=f"k{i}", data=VectorData(float32=[1.0, 0.0])) for i in range(501)]
+    err = tos_error(t.put_vectors, "limits", ACCT, "idx", many)
+    assert (err.status_code, err.code) == (503, "ServiceUnavailableException") and "500" in err.message
+    t.put_vectors("limits", ACCT, "idx", many[:500])
+    assert len(t.list_vectors("limits", "idx", ACCT, max_results=1000).vectors) == 500

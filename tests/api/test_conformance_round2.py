@@ -109,3 +109,19 @@ def test_bad_names_and_tokens_are_validation_errors_everywhere(srv: RunningServe
         url, headers = s3_request(srv, op, data)
         reply = requests.post(url, data=data, headers=headers, timeout=30)
         assert reply.status_code == 400 and f"1 to {limit} characters" in reply.text, (op, reply.text)
+
+
+def test_tag_characters_are_the_models_and_untag_keys_are_checked(srv: RunningServer) -> None:
+    """The model's tag pattern is ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``: letters, separators and
+    numbers of any script, but no tab or newline (control characters)."""
+    c = srv.s3vectors()
+    arn = c.create_vector_bucket(vectorBucketName="tagged")["vectorBucketArn"]
+    fine = {"équipe": "données 2026", "チーム": "ベクトル", "a.b:c/d=e+f-g@h_i": "", "space\u00a0sep": "x"}
+    c.tag_resource(resourceArn=arn, tags=fine)
+    assert c.list_tags_for_resource(resourceArn=arn)["tags"] == fine
+    for bad in ({"tab\tkey": "v"}, {"k": "new\nline"}, {"k": "semi;colon"}, {"k" * 129: "v"}):
+        assert code(c.tag_resource, resourceArn=arn, tags=bad) == "ValidationException", bad
+    for keys in (["tab\tkey"], ["k" * 129], ["ok", "bad!"]):  # (boto3 itself refuses an empty one)
+        assert code(c.untag_resource, resourceArn=arn, tagKeys=keys) == "ValidationException", keys
+    c.untag_resource(resourceArn=arn, tagKeys=["équipe", "absent"])
+    assert "équipe" not in c.list_tags_for_resource(resourceArn=arn)["tags"]
