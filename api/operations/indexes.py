@@ -151,9 +151,9 @@ async def update_metadata_configuration(call: Call, req: models.UpdateMetadataCo
     current = [dict(c) for c in index.text_search]
     if req.add is not None:
         added = limits.text_configs(req.add.textSearchConfigurations or [], "add.textSearchConfigurations")
-        if not added:
-            raise validation("add needs at least one text search configuration", "add.textSearchConfigurations")
         _needs_enhanced(index.mode, "add.textSearchConfigurations")
+        if not added:  # the model allows an empty list (min 0): nothing changes, nothing is logged
+            return {f"index{call.dialect.id_suffix}": call.index_id(ref)}
         for c in added:
             if any(o["metadataKey"] == c["metadataKey"] for o in current):
                 raise ApiError(

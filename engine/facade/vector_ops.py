@@ -46,9 +46,7 @@ async def _compiled(filter: Any, index: Index) -> Filter | None:
     allows on a CLASSIC index: ~4 ms) compiles in a thread, so one request cannot stall every other on the loop."""
     if filter is None:
         return None
-    compile_it = functools.partial(
-        compile_filter, filter, index.non_filterable_keys, enhanced=index.mode == "ENHANCED"
-    )
+    compile_it = functools.partial(compile_filter, filter, index.non_filterable_keys, enhanced=index.mode == "ENHANCED")
     if _items(filter, INLINE_FILTER_ITEMS) <= INLINE_FILTER_ITEMS:
         return compile_it()
     return await anyio.to_thread.run_sync(compile_it)
