@@ -67,8 +67,8 @@ OSS = OssDialect(
     "oss",
     "Arn",
     bucket_name_max=63,
-    top_k_max=500,
-    query_page=500,
+    top_k_max=100,  # QueryVectors: "1 to 30 by default", raised to 100 at most on request
+    query_page=100,
     delete_keys_max=500,
     max_filter_depth=8,
     list_filter=True,

@@ -197,7 +197,9 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         if req.returnMetadata:
             v["metadata"] = parse_metadata(h.metadata) or {}
         vectors.append(v)
-    out: dict[str, Any] = {"vectors": vectors, "distanceMetric": index.metric}
+    out: dict[str, Any] = {"vectors": vectors}
+    if call.dialect.name == "s3":  # S3's QueryVectorsOutput names the metric; OSS's and TOS's replies do not
+        out["distanceMetric"] = index.metric
     end = offset + len(page)
     if end < len(hits):
         out["nextToken"] = limits.encode_token({"q": _fingerprint(req), "o": end})

@@ -212,7 +212,7 @@ def test_oss_error_codes(srv: RunningServer) -> None:
         ),
     )
     assert err.code == "VectorIndexParameterInvalid"
-    err = oss_error(c.query_vectors, M.QueryVectorsRequest(**put, query_vector={"float32": [1, 2, 3]}, top_k=501))
+    err = oss_error(c.query_vectors, M.QueryVectorsRequest(**put, query_vector={"float32": [1, 2, 3]}, top_k=101))
     assert err.code == "VectorIndexParameterInvalid"
     deep: dict[str, Any] = {"type": "x"}
     for _ in range(8):

@@ -41,7 +41,6 @@ UNDOCUMENTED = {
     "sseType": "inside encryptionConfiguration",
     "vectorBucketTrn": "CreateVectorBucket answers the new bucket's TRN, as S3's answers its ARN; the SDK ignores it",
     "indexTrn": "CreateIndex answers the new index's TRN, likewise",
-    "distanceMetric": "QueryVectors names the metric its distances are in; the SDK ignores it",
 }
 # Documented fields a reply may leave out, and why.
 OPTIONAL = {
