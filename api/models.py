@@ -169,5 +169,26 @@ class OssIndexName(Req):
     indexName: str
 
 
+class OssPutVectorIndexFusion(Req):
+    indexName: str
+    mode: str | None = None
+    schemaConfiguration: dict[str, Any]
+
+
+class OssQueryVectorsFusion(Req):
+    """Its expressions stay JSON: ``api/operations/oss_fusion.py`` reads them into S3's terms."""
+
+    indexName: str
+    knn: dict[str, Any] | list[dict[str, Any]] | None = None
+    query: dict[str, Any] | None = None
+    retriever: dict[str, Any] | None = None
+    sort: list[dict[str, Any]] | None = None
+    limit: int | None = None
+    nextToken: str | None = None
+    partitionKeys: list[str] | None = None
+    returnMetadata: bool | None = None
+    returnMetadataFields: list[str] | None = None
+
+
 class OssListVectorIndexes(Paging):
     prefix: str | None = None

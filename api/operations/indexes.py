@@ -54,8 +54,10 @@ async def create_index_in(
     config: models.MetadataConfiguration | None,
     enc: models.Encryption | None,
     tags: dict[str, str] | None,
+    schema: dict[str, Any] | None = None,
 ) -> None:
-    """CreateIndex for every dialect (OSS calls it PutVectorIndex and names the config "metadata")."""
+    """CreateIndex for every dialect (OSS calls it PutVectorIndex and names the config "metadata";
+    its PutVectorIndexFusion passes the ``schema`` it was built from)."""
     name = call.dialect.index_name(name)
     await call.authorize(bucket, name, ("TagResource",) if tags else ())
     if shape.dataType != "float32":
@@ -74,8 +76,8 @@ async def create_index_in(
     text_field = "metadataConfiguration.textSearchConfigurations"
     text_search = limits.text_configs(config.textSearchConfigurations or [], text_field)
     if text_search:
-        if call.dialect.name != "s3":
-            raise validation("full-text search is an S3 Vectors feature", text_field)
+        if call.dialect.name != "s3" and schema is None:
+            raise validation("full-text search is an S3 Vectors feature (and OSS's fusion mode)", text_field)
         # CreateIndex has no mode of its own: the index takes the bucket's default.
         _needs_enhanced((await call.engine.get_bucket(bucket)).default_index_mode, text_field)
     cap = call.dialect.max_indexes
@@ -93,6 +95,7 @@ async def create_index_in(
         else (await call.engine.get_bucket(bucket)).encryption,
         text_search=text_search,
         tags=limits.tags(tags),
+        schema=schema,
     )
 
 

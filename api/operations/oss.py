@@ -18,6 +18,7 @@ from api.call import OPERATIONS, Call
 from api.errors import ApiError, Kind, from_engine, validation
 from api.operations.buckets import page_by_name
 from api.operations.indexes import create_index_in, index_ref
+from api.operations.oss_fusion import put_vector_index_fusion, query_vectors_fusion
 from engine import BucketRef
 from engine.catalog.state import Bucket, Index
 from engine.errors import VecledgerError
@@ -65,7 +66,7 @@ def index_info(call: Call, i: Index) -> dict[str, Any]:
         "distanceMetric": i.metric,
         "metadata": {"nonFilterableMetadataKeys": list(i.non_filterable_keys)},
         "status": "enable",
-    }
+    } | (i.schema or {})  # a fusion index: its mode and schemaConfiguration
 
 
 # --- buckets --------------------------------------------------------------------------------
@@ -178,6 +179,8 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "getVectorIndex"): ("GetIndex", get_vector_index),
     ("POST", "deleteVectorIndex"): ("DeleteIndex", delete_vector_index),
     ("POST", "listVectorIndexes"): ("ListIndexes", list_vector_indexes),
+    ("POST", "putVectorIndexFusion"): ("CreateIndex", put_vector_index_fusion),
+    ("POST", "queryVectorsFusion"): ("QueryVectors", query_vectors_fusion),
 }
 _SUBRESOURCES = {sub for _, sub in ROUTES} | set(VECTOR_OPS)
 _PARAMETERS = {"prefix", "marker", "max-keys"}  # of ListVectorBuckets, the one GET with parameters

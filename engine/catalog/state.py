@@ -82,6 +82,8 @@ class Index:
     text_search: tuple[dict[str, Any], ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     restored_from: dict[str, Any] | None = None
+    # An OSS fusion-mode index's schemaConfiguration, as created (None for every other index).
+    schema: dict[str, Any] | None = None
     quota: dict[str, float] | None = None  # {"requests_per_second", "vectors_per_second"}
     # {"pitr_window", "log_retention"}: seconds, over the server's defaults (a log retention of 0:
     # keep the log forever); "log_retention_set_by": who set the log retention.
@@ -261,6 +263,7 @@ class CatalogState:
             text_search=tuple(p.get("text_search") or ()),
             tags=dict(p.get("tags") or {}),
             restored_from=p.get("restored_from"),
+            schema=p.get("schema"),
         )
         self.indexes[idx.id] = idx
         self.index_names[(b.id, idx.name)] = idx.id

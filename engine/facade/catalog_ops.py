@@ -26,15 +26,19 @@ from engine.settings import Settings
 def index_created(index_id: str, bucket: Bucket, name: str, like: Index | None, **fields: Any) -> dict[str, Any]:
     """The payload of an ``index.created`` event: ``fields``, or those of ``like`` (a restore)."""
     if like is not None:
-        fields = {
-            "dimension": like.dimension,
-            "metric": like.metric,
-            "data_type": like.data_type,
-            "non_filterable_keys": list(like.non_filterable_keys),
-            "encryption": like.encryption,
-            "text_search": list(like.text_search),
-            "tags": like.tags,
-        } | fields
+        fields = (
+            {
+                "dimension": like.dimension,
+                "metric": like.metric,
+                "data_type": like.data_type,
+                "non_filterable_keys": list(like.non_filterable_keys),
+                "encryption": like.encryption,
+                "text_search": list(like.text_search),
+                "tags": like.tags,
+            }
+            | ({"schema": like.schema} if like.schema else {})
+            | fields
+        )
     return {"bucket_id": bucket.id, "index_id": index_id, "name": name} | fields
 
 
@@ -155,7 +159,10 @@ class CatalogOps:
         encryption: dict[str, Any] | None = None,
         text_search: list[dict[str, Any]] | None = None,
         tags: dict[str, str] | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> Index:
+        """``schema``: an OSS fusion index's schemaConfiguration, kept to be shown and to name its
+        vector field; the index itself is built from the other arguments."""
         if not ref.name:
             raise ValidationError("index name must not be empty", field="indexName")
         if data_type != "float32":
@@ -176,6 +183,7 @@ class CatalogOps:
             encryption=encryption,
             text_search=text_search or [],
             tags=tags or {},
+            **({"schema": schema} if schema else {}),
         )
         await self.catalog.submit(ctx, ev.INDEX_CREATED, payload)
         # Not opened here: the first request that uses it opens it (an index created and never

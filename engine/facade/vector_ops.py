@@ -18,7 +18,7 @@ from engine.facade.catalog_ops import CatalogOps
 from engine.log import event as ev
 from engine.query import validate
 from engine.query.filters import Filter, compile_filter
-from engine.query.fusion import Scored, hybrid, text_ranking
+from engine.query.fusion import RRF_K, Scored, hybrid, text_ranking
 from engine.query.text import analyze
 from engine.refs import IndexRef
 from engine.serving.live_index import LiveIndex
@@ -170,12 +170,16 @@ class VectorOps:
         *,
         metadata: bool = True,
         distances: bool = True,
+        rrf_k: int = RRF_K,
+        keep: int | None = None,
     ) -> list[Scored]:
         """Full-text (``texts``: (metadataKey, text) pairs), vector, or hybrid search: BM25 for
         texts alone, distance for a vector alone, RRF of the two rankings for both.
 
         ``metadata``/``distances``: whether the caller shows them; without, vector hits skip
-        reading them (their metadata is then None, their distances Lance's float32 ones)."""
+        reading them (their metadata is then None, their distances Lance's float32 ones).
+        ``rrf_k``, ``keep``: the RRF constant, and how many fused rows to keep (``top_k``, the
+        depth of each list, by default), for OSS's rrf retriever."""
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValidationError("topK must be a positive integer", field="topK")
         live = await self.indexes.live(ref)
@@ -197,7 +201,7 @@ class VectorOps:
             lang = languages[key]
             queries.append(TextQuery(key, lang, list(dict.fromkeys(analyze(text, lang)))))
         text_hits = text_ranking(await live.text_search(queries, flt), top_k)
-        return hybrid(vector_hits, text_hits, top_k) if vector is not None else text_hits
+        return hybrid(vector_hits, text_hits, keep or top_k, rrf_k) if vector is not None else text_hits
 
     async def materialize(self, ref: IndexRef) -> int:
         """Fold everything logged so far for one index now (tools and tests); returns objects folded."""

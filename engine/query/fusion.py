@@ -59,13 +59,14 @@ def text_ranking(per_key: Mapping[str, Mapping[str, tuple[float, str | None]]], 
     return out
 
 
-def hybrid(vector_hits: list[Scored], text_hits: list[Scored], top_k: int) -> list[Scored]:
+def hybrid(vector_hits: list[Scored], text_hits: list[Scored], top_k: int, k: int = RRF_K) -> list[Scored]:
     """Fuse the vector ranking (nearest first) and the text ranking (best first) with RRF.
 
-    Each input is already cut at ``top_k``; a row found by one side only keeps the other side's
+    Each input is already cut at its depth, and the best ``top_k`` fused rows are kept (the same
+    number unless OSS's rrf retriever asks otherwise); a row found by one side only keeps the other side's
     score unset (its distance or BM25 is not computed: it was not retrieved there).
     """
-    fused = rrf([[h.key for h in vector_hits], [h.key for h in text_hits]])
+    fused = rrf([[h.key for h in vector_hits], [h.key for h in text_hits]], k)
     rows: dict[str, Scored] = {}
     for h in vector_hits:
         rows[h.key] = Scored(h.key, h.metadata, distance=h.distance)

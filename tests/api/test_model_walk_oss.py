@@ -33,8 +33,6 @@ REFUSED = {
     "put_bucket_logging": "OSS access logs are objects in an OSS bucket, which vecledger does not host",
     "get_bucket_logging": "likewise",
     "delete_bucket_logging": "likewise",
-    "put_vector_index_fusion": "Fusion-mode indexes (several vector fields, a typed schema) are not built yet",
-    "query_vectors_fusion": "likewise",
 }
 # Result members a reply may leave out, and why.
 OPTIONAL = {"next_token": "only while more pages remain", "next_marker": "likewise", "marker": "echoes the request"}
