@@ -199,8 +199,14 @@ class Frontend:
     async def _route(
         self, request: Request, dialect: Dialect, cred: Credential, host: Any, ctx: RequestContext, body: bytes
     ) -> Any:
-        path, method = request.url.path, request.method
         call = Call(self.engine, self.config, dialect, cred, host, ctx, "", secure=request.url.scheme == "https")
+        try:
+            return await self._dispatch(request, call, body)
+        except VecledgerError as e:  # worded here, where the operation is known
+            raise from_engine(e, dialect.name, call.operation) from e
+
+    async def _dispatch(self, request: Request, call: Call, body: bytes) -> Any:
+        path, method, dialect = request.url.path, request.method, call.dialect
         if dialect.name == "oss":
             return await oss.route(
                 call, method, request.url.query, {k.lower(): v for k, v in request.headers.items()}, body

@@ -35,23 +35,40 @@ MAX_QUERY_TEXTS = 10
 MAX_QUERY_TEXT = 1024
 
 
+# AWS words a broken model constraint as its service framework does, one constraint per message
+# (the wording checked against AWS by moto's aws_verified tests; docs/api.md, "Error wording").
+_FAILED = "1 validation error detected. Value{what} at '{path}' failed to satisfy constraint: Member must {rule}"
+
+
+def _failed(field: str, what: str, rule: str) -> Exception:
+    return validation(_FAILED.format(what=what, path="/" + field.replace(".", "/"), rule=rule), field)
+
+
+def length_error(field: str, n: int, low: int, high: int) -> Exception:
+    return _failed(field, f" with length {n}", f"have length between {low} and {high}, inclusive")
+
+
+def range_error(field: str, low: int, high: int) -> Exception:
+    return _failed(field, "", f"be between {low} and {high}, inclusive")
+
+
+def enum_error(field: str, values: Any) -> Exception:
+    return _failed(field, "", f"satisfy enum value set: [{', '.join(values)}]")
+
+
 def bucket_name(name: str, max_len: int, field: str = "vectorBucketName") -> str:
-    if not 3 <= len(name) <= max_len or not BUCKET_NAME.match(name):
-        raise validation(
-            f"{field} must be 3 to {max_len} characters of lowercase letters, digits and hyphens, "
-            "starting and ending with a letter or digit",
-            field,
-        )
+    if not 3 <= len(name) <= max_len:
+        raise length_error(field, len(name), 3, max_len)
+    if not BUCKET_NAME.match(name):
+        raise validation("Invalid vector bucket name", field)
     return name
 
 
 def index_name(name: str, field: str = "indexName") -> str:
-    if not 3 <= len(name) <= 63 or not INDEX_NAME.match(name):
-        raise validation(
-            f"{field} must be 3 to 63 characters of lowercase letters, digits, hyphens and dots, "
-            "starting and ending with a letter or digit",
-            field,
-        )
+    if not 3 <= len(name) <= 63:
+        raise length_error(field, len(name), 3, 63)
+    if not INDEX_NAME.match(name):
+        raise validation("Invalid index name", field)
     return name
 
 
@@ -61,13 +78,13 @@ def in_range(value: int | None, low: int, high: int, field: str, default: int | 
             raise validation(f"{field} is required", field)
         return default
     if not low <= value <= high:
-        raise validation(f"{field} must be between {low} and {high}", field)
+        raise range_error(field, low, high)
     return value
 
 
 def count(items: list[Any], low: int, high: int, field: str) -> None:
     if not low <= len(items) <= high:
-        raise validation(f"{field} must hold {low} to {high} items", field)
+        raise length_error(field, len(items), low, high)
 
 
 def tags(value: dict[str, str] | None, field: str = "tags") -> dict[str, str]:
@@ -101,7 +118,7 @@ def encryption(sse: str | None, kms: str | None) -> dict[str, Any] | None:
         return None
     sse = sse or "AES256"
     if sse not in ("AES256", "aws:kms"):
-        raise validation("sseType must be AES256 or aws:kms", "encryptionConfiguration.sseType")
+        raise enum_error("encryptionConfiguration.sseType", ["AES256", "aws:kms"])
     if kms is not None and sse != "aws:kms":
         raise validation("kmsKeyArn is allowed only with sseType aws:kms", "encryptionConfiguration.kmsKeyArn")
     if sse == "aws:kms" and not kms:
@@ -114,27 +131,33 @@ def encryption(sse: str | None, kms: str | None) -> dict[str, Any] | None:
     return {"sseType": sse} | ({"kmsKeyArn": kms} if kms else {})
 
 
-def metadata(value: Any, non_filterable: tuple[str, ...], field: str) -> None:
-    """Metadata is a flat JSON object: 40 KB in all, 2 KB filterable, 50 keys, flat values."""
+def metadata(value: Any, non_filterable: tuple[str, ...], field: str, key: str | None = None) -> None:
+    """Metadata is a flat JSON object: 40 KB in all, 2 KB filterable, 50 keys, flat values. With
+    ``key``, a message names the record as AWS's do ("Invalid record for key 'k': ...")."""
     if value is None:
         return
+    record = f"Invalid record for key '{key}': " if key is not None else ""
+
+    def fail(message: str) -> Exception:
+        return validation(record + message, field)
+
     if not isinstance(value, dict):
-        raise validation("metadata must be a JSON object", field)
+        raise fail("Metadata must be a JSON object")
     if len(value) > MAX_METADATA_KEYS:
-        raise validation(f"metadata may have at most {MAX_METADATA_KEYS} keys", field)
+        raise fail(f"Metadata object must have at most {MAX_METADATA_KEYS} keys")
     filterable = {k: v for k, v in value.items() if k not in non_filterable}
     size = len(json_bytes(filterable))
     total = len(json_bytes(value)) if len(filterable) < len(value) else size
     if total > MAX_METADATA_BYTES:
-        raise validation(f"metadata must have at most {MAX_METADATA_BYTES} bytes", field)
+        raise fail(f"Metadata must have at most {MAX_METADATA_BYTES} bytes")
     for k, v in filterable.items():
         if not 1 <= len(k) <= 63:
-            raise validation("metadata keys must be 1 to 63 characters", field)
+            raise fail("Metadata keys must be 1 to 63 characters")
         flat = v if isinstance(v, list) else [v]
         if any(isinstance(x, dict | list) or x is None for x in flat):
-            raise validation(f"filterable metadata {k!r} must be a string, number, boolean or a list of them", field)
+            raise fail(f"Filterable metadata {k!r} must be a string, number, boolean or a list of them")
     if size > MAX_FILTERABLE_BYTES:
-        raise validation(f"Filterable metadata must have at most {MAX_FILTERABLE_BYTES} bytes", field)
+        raise fail(f"Filterable metadata must have at most {MAX_FILTERABLE_BYTES} bytes")
 
 
 def iso_time(value: str) -> float:

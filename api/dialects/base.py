@@ -23,7 +23,9 @@ _ARN = re.compile(r"^arn:aws[-a-z0-9]*:s3vectors:([a-z0-9-]+):(\d{12}):bucket/([
 _TRN = re.compile(r"^trn:tosvectors:([a-z0-9-]+):(\d+):bucket/([^/]+)(?:/index/([^/]+))?$")
 
 
-EITHER_INDEX = "Must specify either indexArn or both vectorBucketName and indexName"  # AWS's words
+# AWS's words (moto's aws_verified tests check them against AWS).
+EITHER_INDEX = "Must specify either indexArn or both vectorBucketName and indexName"
+EITHER_BUCKET = "Must specify either vectorBucketName or vectorBucketArn but not both"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import orjson
 from starlette.responses import Response
 
 from api import limits
-from api.dialects.base import Dialect
+from api.dialects.base import EITHER_BUCKET, Dialect
 from api.errors import WIRE, ApiError, Kind, validation
 from engine.refs import BucketRef
 
@@ -40,7 +40,7 @@ class S3Dialect(Dialect):
         self, caller_account: str, host: tuple[str, str] | None, name: str | None, arn: str | None, field: str
     ) -> BucketRef:
         if (name is None) == (arn is None):
-            raise validation("give exactly one of vectorBucketName and vectorBucketArn", field)
+            raise validation(EITHER_BUCKET, field)
         if arn is not None:
             account, bucket, index = self.parse_id(arn, "vectorBucketArn")
             if index is not None:

@@ -131,6 +131,6 @@ async def delete_vector_bucket_policy(call: Call, req: models.BucketAddr) -> Any
 @operation("PutVectorBucketDefaultIndexMode", models.PutVectorBucketDefaultIndexMode)
 async def put_default_index_mode(call: Call, req: models.PutVectorBucketDefaultIndexMode) -> Any:
     if req.defaultIndexMode not in limits.INDEX_MODES:
-        raise validation("defaultIndexMode must be CLASSIC or ENHANCED", "defaultIndexMode")
+        raise limits.enum_error("defaultIndexMode", limits.INDEX_MODES)
     await call.engine.put_default_index_mode(call.ctx, await bucket_of(call, req), req.defaultIndexMode)
     return None

@@ -61,10 +61,10 @@ async def create_index_in(
     name = call.dialect.index_name(name)
     await call.authorize(bucket, name, ("TagResource",) if tags else ())
     if shape.dataType != "float32":
-        raise validation("dataType must be float32", "dataType")
+        raise limits.enum_error("dataType", ["float32"])
     limits.in_range(shape.dimension, 1, call.engine.settings.max_dimension, "dimension")
     if shape.distanceMetric not in ("euclidean", "cosine"):
-        raise validation("distanceMetric must be euclidean or cosine", "distanceMetric")
+        raise limits.enum_error("distanceMetric", ["euclidean", "cosine"])
     config = config or models.MetadataConfiguration()
     non_filterable = config.nonFilterableMetadataKeys or []
     limits.count(non_filterable, 0, limits.MAX_NON_FILTERABLE, "metadataConfiguration.nonFilterableMetadataKeys")
@@ -140,7 +140,7 @@ async def delete_index(call: Call, req: models.IndexAddr) -> Any:
 @operation("UpdateIndexMode", models.UpdateIndexMode)
 async def update_index_mode(call: Call, req: models.UpdateIndexMode) -> Any:
     if req.indexMode not in limits.INDEX_MODES:
-        raise validation("indexMode must be CLASSIC or ENHANCED", "indexMode")
+        raise limits.enum_error("indexMode", limits.INDEX_MODES)
     await call.engine.update_index_mode(call.ctx, await index_ref(call, req), req.indexMode)
     return None
 

@@ -213,7 +213,7 @@ async def route(call: Call, method: str, query_string: str, headers: dict[str, s
     except (ApiError, VecledgerError) as err:
         # OSS reports bad index and vector parameters as VectorIndexParameterInvalid, whether the
         # API layer or the engine (NaN, a zero cosine vector, a bad filter) found them.
-        e = err if isinstance(err, ApiError) else from_engine(err)
+        e = err if isinstance(err, ApiError) else from_engine(err, "oss", call.operation)
         if e.kind is Kind.VALIDATION and e.reason is None and (sub in VECTOR_OPS or "Index" in sub):
             e.reason = "index"
         if e is err:

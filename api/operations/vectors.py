@@ -46,9 +46,12 @@ async def put_vectors(call: Call, req: PutBatch) -> Any:
             raise validation(f"key must be 1 to {limits.MAX_KEY_LENGTH} characters", f"vectors[{i}].key")
     for i, n in enumerate(req.lengths):
         if n != index.dimension:
-            raise validation(f"vector has dimension {n}; the index expects {index.dimension}", f"vectors[{i}].data")
+            record = f"Invalid record for key '{req.keys[i]}'"
+            raise validation(
+                f"{record}: vector must have length {index.dimension}, but has length {n}", f"vectors[{i}].data"
+            )
     for i, meta in enumerate(req.metadata):
-        limits.metadata(meta, index.non_filterable_keys, f"vectors[{i}].metadata")
+        limits.metadata(meta, index.non_filterable_keys, f"vectors[{i}].metadata", req.keys[i])
     call.dialect.check_batch(req.keys, req.metadata, index.non_filterable_keys)
     await call.engine.put_vectors(call.ctx, ref, req.keys, req.data, req.metadata)
     return None
@@ -168,7 +171,7 @@ async def query_vectors(call: Call, req: models.QueryVectors) -> Any:
         )
     if req.queryMode is not None:
         if req.queryMode not in limits.INDEX_MODES:
-            raise validation("queryMode must be CLASSIC or ENHANCED", "queryMode")
+            raise limits.enum_error("queryMode", limits.INDEX_MODES)
         if req.queryMode == "CLASSIC" and index.mode == "ENHANCED":
             raise validation("queryMode CLASSIC cannot be used on an ENHANCED index", "queryMode")
     offset = 0

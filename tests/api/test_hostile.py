@@ -264,6 +264,11 @@ def materialize(body: str | bytes, dialect: str) -> bytes:
     return raw.replace(b"@A", address(dialect).encode())
 
 
+# Where a dialect's own reference names another answer: TOS's PutVectors refuses more than 500
+# vectors with ServiceUnavailableException (seed 004, PutVectors request elements).
+OWN_ANSWER = {("tos", "501 vectors"): (503, "ServiceUnavailableException")}
+
+
 async def test_malformed_bodies_are_refused_in_each_dialect_and_write_nothing(backend: Backend) -> None:
     with running_server(backend) as srv:
         setup_index(srv)
@@ -272,13 +277,13 @@ async def test_malformed_bodies_are_refused_in_each_dialect_and_write_nothing(ba
         for dialect in DIALECTS:
             for name, op, body, kind in CASES:
                 reply = send(srv, dialect, op, materialize(body, dialect))
-                expected = CODES[(dialect, kind)]
+                status, expected = OWN_ANSWER.get((dialect, name), (400, CODES[(dialect, kind)]))
                 try:
                     code = error_code(dialect, reply)
                 except (ValueError, KeyError, AssertionError) as e:
                     code = f"<unparsable error body: {e!r}>"
-                if reply.status != 400 or code != expected:
-                    failures.append(f"{dialect} {name}: {reply.status} {code}, expected 400 {expected}")
+                if reply.status != status or code != expected:
+                    failures.append(f"{dialect} {name}: {reply.status} {code}, expected {status} {expected}")
         assert failures == [], "\n".join(failures)
         assert await log_objects(backend) == before, "a refused request wrote to the log"
 

@@ -1,0 +1,164 @@
+"""AWS's own error wording, case by case, through boto3.
+
+Each expected message is what AWS answered when moto's ``aws_verified`` s3vectors tests
+(getmoto/moto, tests/test_s3vectors/) were run against the real service, or what users pasted from
+real AWS output (cited inline). Code that matches on messages, and test suites written against
+AWS, see the same text here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.server import ALICE, RunningServer
+
+ACCT = ALICE.account
+
+
+def error(fn: Any, **kw: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as e:
+        fn(**kw)
+    return str(e.value.response["Error"]["Code"]), str(e.value.response["Error"]["Message"])
+
+
+def index(c: Any, bucket: str, name: str, dimension: int = 5, **kw: Any) -> None:
+    shape = {"dataType": "float32", "dimension": dimension, "distanceMetric": "euclidean"} | kw
+    c.create_index(vectorBucketName=bucket, indexName=name, **shape)
+
+
+NO_BUCKET = ("NotFoundException", "The specified vector bucket could not be found")
+NO_INDEX = ("NotFoundException", "The specified index could not be found")
+NO_POLICY = ("NotFoundException", "The specified vector bucket policy could not be found")
+EITHER_INDEX = ("ValidationException", "Must specify either indexArn or both vectorBucketName and indexName")
+
+
+def test_buckets(srv: RunningServer) -> None:
+    c = srv.s3vectors(parameter_validation=False)
+    assert error(c.get_vector_bucket, vectorBucketName="missing-bucket") == NO_BUCKET
+    assert error(c.delete_vector_bucket, vectorBucketName="missing-bucket") == NO_BUCKET
+    for name in ("ab", "a" * 64):
+        assert error(c.create_vector_bucket, vectorBucketName=name) == (
+            "ValidationException",
+            f"1 validation error detected. Value with length {len(name)} at '/vectorBucketName' failed to "
+            "satisfy constraint: Member must have length between 3 and 63, inclusive",
+        )
+    for name in ("Upper-case", "under_score", "-dash-first"):
+        assert error(c.create_vector_bucket, vectorBucketName=name) == (
+            "ValidationException",
+            "Invalid vector bucket name",
+        )
+    c.create_vector_bucket(vectorBucketName="words")
+    assert error(c.create_vector_bucket, vectorBucketName="words") == (
+        "ConflictException",
+        "A vector bucket with the specified name already exists",
+    )
+    index(c, "words", "idx")
+    assert error(c.delete_vector_bucket, vectorBucketName="words") == (
+        "ConflictException",
+        "The specified vector bucket is not empty",
+    )
+
+
+def test_indexes(srv: RunningServer) -> None:
+    c = srv.s3vectors(parameter_validation=False)
+    c.create_vector_bucket(vectorBucketName="words")
+    failed = "1 validation error detected. Value at '/{}' failed to satisfy constraint: Member must {}"
+    assert error(
+        c.create_index,
+        vectorBucketName="words",
+        indexName="idx1",
+        dataType="int",
+        dimension=1,
+        distanceMetric="euclidean",
+    ) == (
+        "ValidationException",
+        failed.format("dataType", "satisfy enum value set: [float32]"),
+    )
+    assert error(
+        c.create_index,
+        vectorBucketName="words",
+        indexName="idx1",
+        dataType="float32",
+        dimension=99999,
+        distanceMetric="euclidean",
+    ) == (
+        "ValidationException",
+        failed.format("dimension", "be between 1 and 4096, inclusive"),
+    )
+    assert error(
+        c.create_index, vectorBucketName="words", indexName="idx1", dataType="float32", dimension=1, distanceMetric="what"
+    ) == (
+        "ValidationException",
+        failed.format("distanceMetric", "satisfy enum value set: [euclidean, cosine]"),
+    )
+    index(c, "words", "idx")
+    # "An index with the specified name already exists": real AWS output (spiceai/spiceai#7576).
+    assert error(
+        c.create_index,
+        vectorBucketName="words",
+        indexName="idx",
+        dataType="float32",
+        dimension=5,
+        distanceMetric="euclidean",
+    ) == (
+        "ConflictException",
+        "An index with the specified name already exists",
+    )
+    arn = f"arn:aws:s3vectors:us-east-1:{ACCT}:bucket/words/index/idx"
+    assert error(c.get_index, vectorBucketName="words", indexArn=arn) == EITHER_INDEX
+    # A missing bucket, for an index operation, is a missing index (AWS answers so).
+    assert error(c.get_index, vectorBucketName="missing-bucket", indexName="idx") == NO_INDEX
+    assert error(c.get_index, vectorBucketName="words", indexName="missing") == NO_INDEX
+    assert error(c.get_index, indexArn=arn.replace("/idx", "/missing")) == NO_INDEX
+    assert error(c.list_indexes, vectorBucketName="missing-bucket") == NO_BUCKET
+    bucket_arn = f"arn:aws:s3vectors:us-east-1:{ACCT}:bucket/words"
+    assert error(c.list_indexes, vectorBucketName="words", vectorBucketArn=bucket_arn) == (
+        "ValidationException",
+        "Must specify either vectorBucketName or vectorBucketArn but not both",
+    )
+
+
+def test_policies(srv: RunningServer) -> None:
+    c = srv.s3vectors()
+    c.create_vector_bucket(vectorBucketName="words")
+    assert error(c.get_vector_bucket_policy, vectorBucketName="words") == NO_POLICY
+    assert error(c.get_vector_bucket_policy, vectorBucketName="missing-bucket") == NO_BUCKET
+    assert error(c.delete_vector_bucket_policy, vectorBucketName="words") == NO_POLICY
+
+
+def test_vectors(srv: RunningServer) -> None:
+    c = srv.s3vectors()
+    c.create_vector_bucket(vectorBucketName="words")
+    index(c, "words", "idx")
+    one = [{"key": "my_first_vector", "data": {"float32": [1.0]}}]
+    assert error(c.put_vectors, vectorBucketName="words", indexName="idx", vectors=one) == (
+        "ValidationException",
+        "Invalid record for key 'my_first_vector': vector must have length 5, but has length 1",
+    )
+    arn = f"arn:aws:s3vectors:us-east-1:{ACCT}:bucket/words/index/idx"
+    both = {"vectorBucketName": "words", "indexArn": arn, "indexName": "idx"}
+    assert error(c.put_vectors, **both, vectors=one) == EITHER_INDEX
+    assert error(c.get_vectors, **both, keys=["k"]) == EITHER_INDEX
+    assert error(c.delete_vectors, **both, keys=["k"]) == EITHER_INDEX
+    assert error(c.list_vectors, vectorBucketName="words", indexArn=arn) == EITHER_INDEX
+    for call, kw in ((c.get_vectors, {"keys": ["k"]}), (c.put_vectors, {"vectors": one})):
+        assert error(call, vectorBucketName="words", indexName="missing", **kw) == NO_INDEX
+        assert error(call, indexArn=arn.replace("/idx", "/missing"), **kw) == NO_INDEX
+    # Real AWS output pasted in llama_index#21062 and langchain-aws#693.
+    big = [{"key": "k", "data": {"float32": [1.0] * 5}, "metadata": {"m": "x" * 3000}}]
+    assert error(c.put_vectors, vectorBucketName="words", indexName="idx", vectors=big) == (
+        "ValidationException",
+        "Invalid record for key 'k': Filterable metadata must have at most 2048 bytes",
+    )
+    code, message = error(
+        c.query_vectors,
+        vectorBucketName="words",
+        indexName="idx",
+        topK=1,
+        queryVector={"float32": [1.0] * 5},
+        filter={"$bad": 1},
+    )
+    assert code == "ValidationException" and message.startswith("Invalid query filter")  # mem0ai/mem0#4554
