@@ -38,6 +38,9 @@ def _parsed(text: str) -> policy.Policy | None:
         return None  # stored before a stricter parser: it grants nothing
 
 
+_ACTION_PREFIX = {"s3": "s3vectors", "tos": "tosvectors", "oss": "oss"}  # in denial messages
+
+
 @dataclass
 class Call:
     engine: Engine
@@ -103,10 +106,17 @@ class Call:
         resource = self._resource_names(bucket, index)[0]
         owner = {"owner": bucket.account} if exists and bucket.account != self.account else {}
         await self.engine.audit.denied(self.ctx, self.operation, resource, reason, **owner)
-        raise ApiError(
-            Kind.ACCESS_DENIED,
-            f"{self.credential.principal} is not authorized to perform {self.operation} on {resource}",
+        # AWS's wording ("User: <arn> is not authorized to perform: s3vectors:DeleteVectors on
+        # resource: <arn> because ..."); why, in vecledger's words, is in the audit record.
+        action = f"{_ACTION_PREFIX.get(self.dialect.name, 's3vectors')}:{self.operation}"
+        why = (
+            "with an explicit deny in a resource-based policy"
+            if reason.startswith("explicit deny")
+            else f"because no resource-based policy allows the {action} action"
         )
+        principal = self.credential.principal
+        message = f"User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"
+        raise ApiError(Kind.ACCESS_DENIED, message)
 
 
 Handler = Callable[[Call, Any], Awaitable[Any]]

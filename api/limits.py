@@ -149,7 +149,7 @@ def metadata(value: Any, non_filterable: tuple[str, ...], field: str, key: str |
     size = len(json_bytes(filterable))
     total = len(json_bytes(value)) if len(filterable) < len(value) else size
     if total > MAX_METADATA_BYTES:
-        raise fail(f"Metadata must have at most {MAX_METADATA_BYTES} bytes")
+        raise fail(f"Metadata object must have at most {MAX_METADATA_BYTES} bytes")
     for k, v in filterable.items():
         if not 1 <= len(k) <= 63:
             raise fail("Metadata keys must be 1 to 63 characters")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.server import ALICE, RunningServer
+from tests.server import ALICE, BOB, RunningServer
 
 ACCT = ALICE.account
 
@@ -89,7 +89,12 @@ def test_indexes(srv: RunningServer) -> None:
         failed.format("dimension", "be between 1 and 4096, inclusive"),
     )
     assert error(
-        c.create_index, vectorBucketName="words", indexName="idx1", dataType="float32", dimension=1, distanceMetric="what"
+        c.create_index,
+        vectorBucketName="words",
+        indexName="idx1",
+        dataType="float32",
+        dimension=1,
+        distanceMetric="what",
     ) == (
         "ValidationException",
         failed.format("distanceMetric", "satisfy enum value set: [euclidean, cosine]"),
@@ -162,3 +167,17 @@ def test_vectors(srv: RunningServer) -> None:
         filter={"$bad": 1},
     )
     assert code == "ValidationException" and message.startswith("Invalid query filter")  # mem0ai/mem0#4554
+
+
+def test_denials(srv: RunningServer) -> None:
+    """AWS output in awslabs/generative-ai-cdk-constructs#1305: "User: <arn> is not authorized to
+    perform: s3vectors:DeleteVectors on resource: <arn> because no identity-based policy allows
+    the s3vectors:DeleteVectors action" (vecledger decides by resource-based policy)."""
+    srv.s3vectors().create_vector_bucket(vectorBucketName="private")
+    arn = f"arn:aws:s3vectors:us-east-1:{ACCT}:bucket/private"
+    code, message = error(srv.s3vectors(BOB).get_vector_bucket, vectorBucketArn=arn)
+    assert code == "AccessDeniedException"
+    assert message == (
+        f"User: {BOB.principal} is not authorized to perform: s3vectors:GetVectorBucket on resource: {arn} "
+        "because no resource-based policy allows the s3vectors:GetVectorBucket action"
+    )
