@@ -37,8 +37,12 @@ class OssDialect(Dialect):
         if len(set(keys)) != len(keys):
             raise validation("a key appears twice in one batch; the whole batch is refused", "vectors")
         for i, meta in enumerate(metadata):
-            if isinstance(meta, dict) and sum(1 for k in meta if k not in non_filterable) > 10:
-                raise validation("at most 10 filterable metadata keys per vector", f"vectors[{i}].metadata")
+            # OSS: "up to 10 filterable and non-filterable metadata fields combined" (seed 002).
+            if isinstance(meta, dict) and len(meta) > 10:
+                raise validation(
+                    "at most 10 metadata keys per vector, filterable and non-filterable combined",
+                    f"vectors[{i}].metadata",
+                )
 
     def ok(self, body: Any, request_id: str) -> Response:
         content = b"" if body is None else body if isinstance(body, bytes) else orjson.dumps(body)

@@ -353,3 +353,19 @@ def test_unsupported_sub_resources_never_run_another_operation(srv: RunningServe
         assert (err.status_code, err.code) == (400, "InvalidArgument"), err
         assert "logging" in err.message
     assert client.get_vector_bucket(M.GetVectorBucketRequest(bucket="logged")).bucket_info is not None
+
+
+def test_at_most_ten_metadata_keys_filterable_and_not_combined(srv: RunningServer) -> None:
+    """Seed 002: "A single vector supports up to 10 filterable and non-filterable metadata fields combined"."""
+    c = srv.oss()
+    nf = [f"n{i}" for i in range(5)]
+    setup_index(c, metadata={"nonFilterableMetadataKeys": nf})
+    put = {"bucket": "ossbucket", "index_name": "ossindex"}
+    ten = {**{k: "x" for k in nf}, **{f"f{i}": "y" for i in range(5)}}
+    c.put_vectors(M.PutVectorsRequest(**put, vectors=[{"key": "ok", "data": {"float32": [1, 2, 3]}, "metadata": ten}]))
+    eleven = {**ten, "f5": "z"}
+    err = oss_error(
+        c.put_vectors,
+        M.PutVectorsRequest(**put, vectors=[{"key": "no", "data": {"float32": [1, 2, 3]}, "metadata": eleven}]),
+    )
+    assert err.code == "VectorIndexParameterInvalid" and "combined" in err.message
