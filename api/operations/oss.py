@@ -134,6 +134,31 @@ async def delete_policy(call: Call, body: bytes, query: dict[str, str], headers:
     return None
 
 
+# --- logging ------------------------------------------------------------------------------
+# OSS access logs are objects written into an OSS (object) bucket; vecledger hosts vector buckets
+# only, and keeps its access records in the audit log (docs/audit.md). So logging is always off:
+# GET says so in the SDK's JSON shape, DELETE leaves it off, PUT cannot turn it on.
+
+
+async def get_logging(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
+    await call.engine.get_bucket(await _authorized_bucket(call))
+    return {"BucketLoggingStatus": {}}
+
+
+async def delete_logging(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
+    await call.engine.get_bucket(await _authorized_bucket(call))
+    return None
+
+
+async def put_logging(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
+    await _authorized_bucket(call)
+    raise validation(
+        "vecledger writes no OSS access-log objects (it hosts vector buckets only); its access records "
+        "are the audit log: POST /_vecledger/audit",
+        "BucketLoggingStatus",
+    )
+
+
 # --- indexes --------------------------------------------------------------------------------
 
 
@@ -179,6 +204,9 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "getVectorIndex"): ("GetIndex", get_vector_index),
     ("POST", "deleteVectorIndex"): ("DeleteIndex", delete_vector_index),
     ("POST", "listVectorIndexes"): ("ListIndexes", list_vector_indexes),
+    ("GET", "logging"): ("GetBucketLogging", get_logging),
+    ("DELETE", "logging"): ("DeleteBucketLogging", delete_logging),
+    ("PUT", "logging"): ("PutBucketLogging", put_logging),
     ("POST", "putVectorIndexFusion"): ("CreateIndex", put_vector_index_fusion),
     ("POST", "queryVectorsFusion"): ("QueryVectors", query_vectors_fusion),
 }

@@ -325,33 +325,37 @@ def test_a_batch_that_fails_part_way_answers_503_and_keeps_what_landed(backend: 
         assert 0 < len(landed) < 100 and landed == [f"v{i:03d}" for i in range(len(landed))]
 
 
-def test_unsupported_sub_resources_never_run_another_operation(srv: RunningServer) -> None:
+def test_logging_sub_resources_never_run_another_operation(srv: RunningServer) -> None:
     """``put/get/delete_bucket_logging``: before, PUT ran PutVectorBucket and DELETE deleted the
-    (empty) bucket. Now each is refused in OSS's shape and the bucket stays."""
+    (empty) bucket. Now logging is always off (vecledger writes no OSS access-log objects): GET says
+    so in the SDK's shape, DELETE leaves it off, PUT is refused in OSS's shape; the bucket stays."""
     import alibabacloud_oss_v2.models as L
     import alibabacloud_oss_v2.vectors.models as M
     from alibabacloud_oss_v2.exceptions import OperationError
 
     client = srv.oss()
     client.put_vector_bucket(M.PutVectorBucketRequest(bucket="logged"))
-    calls = [
-        lambda: client.put_bucket_logging(
+    status = client.get_bucket_logging(L.GetBucketLoggingRequest(bucket="logged")).bucket_logging_status
+    assert status is not None and status.logging_enabled is None
+    client.delete_bucket_logging(L.DeleteBucketLoggingRequest(bucket="logged"))
+    with pytest.raises(OperationError) as e:
+        client.put_bucket_logging(
             L.PutBucketLoggingRequest(
                 bucket="logged",
                 bucket_logging_status=L.BucketLoggingStatus(
                     logging_enabled=L.LoggingEnabled(target_bucket="logged", target_prefix="log/")
                 ),
             )
-        ),
-        lambda: client.get_bucket_logging(L.GetBucketLoggingRequest(bucket="logged")),
-        lambda: client.delete_bucket_logging(L.DeleteBucketLoggingRequest(bucket="logged")),
-    ]
-    for call in calls:
+        )
+    err: Any = e.value.unwrap()
+    assert (err.status_code, err.code) == (400, "InvalidArgument") and "access-log" in err.message
+    with pytest.raises(OperationError) as e:
+        client.get_bucket_logging(L.GetBucketLoggingRequest(bucket="nobucket"))
+    assert e.value.unwrap().code == "NoSuchBucket"
+    for method in ("PUT", "DELETE"):  # any other sub-resource is an error, never a fallback
         with pytest.raises(OperationError) as e:
-            call()
-        err: Any = e.value.unwrap()
-        assert (err.status_code, err.code) == (400, "InvalidArgument"), err
-        assert "logging" in err.message
+            raw(client, "logged", "Lifecycle", b"", method)
+        assert (e.value.unwrap().status_code, e.value.unwrap().code) == (400, "InvalidArgument")
     assert client.get_vector_bucket(M.GetVectorBucketRequest(bucket="logged")).bucket_info is not None
 
 

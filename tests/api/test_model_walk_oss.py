@@ -29,11 +29,7 @@ POLICY = json.dumps(
     }
 )
 # SDK methods vecledger answers with a documented refusal instead of running them, and why.
-REFUSED = {
-    "put_bucket_logging": "OSS access logs are objects in an OSS bucket, which vecledger does not host",
-    "get_bucket_logging": "likewise",
-    "delete_bucket_logging": "likewise",
-}
+REFUSED = {"put_bucket_logging": "OSS access logs are objects in an OSS bucket, which vecledger does not host"}
 # Result members a reply may leave out, and why.
 OPTIONAL = {"next_token": "only while more pages remain", "next_marker": "likewise", "marker": "echoes the request"}
 # (method, request member, low, high, source)
