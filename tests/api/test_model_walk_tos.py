@@ -1,6 +1,6 @@
 """TOS Vectors walked from its own reference and its SDK: every method of ``tos.VectorClient`` is
 called and its output object read; every operation of the API reference
-(``tests/artifacts/tos-vectors-api.md``, the seed's text) is sent with each documented request
+(``tests/fixtures/tos-vectors-api.md``, the seed's text) is sent with each documented request
 element just inside and just outside the bounds the reference states, each required element left
 out, and each reply's fields compared with the reference's response tables.
 
@@ -27,7 +27,7 @@ from tos.vector_client import VectorClient
 from tests.server import ALICE, RunningServer
 
 ACCT = ALICE.account
-REFERENCE = Path(__file__).parents[1] / "artifacts" / "tos-vectors-api.md"
+REFERENCE = Path(__file__).parents[1] / "fixtures" / "tos-vectors-api.md"
 POLICY = json.dumps(
     {
         "Version": "2025-12-01",
