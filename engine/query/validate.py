@@ -53,11 +53,21 @@ def _as_float32(value: Any, field: str) -> Vectors:
         return arr.astype(np.float32)
 
 
-def _check_values(index: Index, arr: Vectors, field: str) -> None:
-    if not np.isfinite(arr).all():
-        raise ValidationError(f"{field} holds NaN or Infinity (or a value beyond float32)", field=field)
-    if index.metric == "cosine" and (np.abs(arr).max(axis=1) == 0).any():
-        raise ValidationError(f"{field} holds a zero vector, which has no cosine distance", field=field)
+def _check_values(index: Index, arr: Vectors, field: str, keys: list[str] | None = None) -> None:
+    """Finite values, and no zero vector under cosine. In AWS's words: a put names the record
+    ("Invalid record for key 'k': vector contains NaNs or Infs"), a query its query vector."""
+    bad = ~np.isfinite(arr).all(axis=1)
+    reason = "vector contains NaNs or Infs"
+    if not bad.any() and index.metric == "cosine":
+        bad, reason = np.abs(arr).max(axis=1) == 0, "cosine distance does not support vectors with zero norm"
+    if not bad.any():
+        return
+    if keys is None:
+        raise ValidationError(
+            f"Query vector contains invalid values or is invalid for this index: {reason}", field=field
+        )
+    i = int(np.argmax(bad))
+    raise ValidationError(f"Invalid record for key '{keys[i]}': {reason}", field=f"vectors[{i}]")
 
 
 def key(value: Any, field: str = "key") -> str:
@@ -106,7 +116,7 @@ def batch(index: Index, keys_: list[str], vectors: Any, metas: list[Any]) -> Vec
     arr = _as_float32(vectors, "vectors")
     if arr.ndim != 2 or arr.shape[1] != index.dimension or arr.shape[0] != len(keys_):
         raise ValidationError(f"every vector must have dimension {index.dimension}", field="vectors")
-    _check_values(index, arr, "vectors")
+    _check_values(index, arr, "vectors", [str(k) for k in keys_])
     checked_keys = [key(k, f"vectors[{i}].key") for i, k in enumerate(keys_)]
     texts = [metadata(m, f"vectors[{i}].metadata") for i, m in enumerate(metas)]
     return VectorBatch(checked_keys, arr, texts)

@@ -181,3 +181,20 @@ def test_denials(srv: RunningServer) -> None:
         f"User: {BOB.principal} is not authorized to perform: s3vectors:GetVectorBucket on resource: {arn} "
         "because no resource-based policy allows the s3vectors:GetVectorBucket action"
     )
+
+
+def test_vector_values(srv: RunningServer) -> None:
+    """Live AWS probes recorded in FarukAda/aws-langchain-s3-vector-ts (docs/evidence/zero-vector.md)."""
+    c = srv.s3vectors()
+    c.create_vector_bucket(vectorBucketName="words")
+    index(c, "words", "cos", dimension=2, distanceMetric="cosine")
+    zero = [{"key": "fine", "data": {"float32": [1.0, 0.0]}}, {"key": "z", "data": {"float32": [0.0, 0.0]}}]
+    assert error(c.put_vectors, vectorBucketName="words", indexName="cos", vectors=zero) == (
+        "ValidationException",
+        "Invalid record for key 'z': cosine distance does not support vectors with zero norm",
+    )
+    code, message = error(
+        c.query_vectors, vectorBucketName="words", indexName="cos", topK=1, queryVector={"float32": [0.0, 0.0]}
+    )
+    assert code == "ValidationException"
+    assert message.startswith("Query vector contains invalid values or is invalid for this index")
