@@ -66,49 +66,19 @@ def test_indexes(srv: RunningServer) -> None:
     c = srv.s3vectors(parameter_validation=False)
     c.create_vector_bucket(vectorBucketName="words")
     failed = "1 validation error detected. Value at '/{}' failed to satisfy constraint: Member must {}"
-    assert error(
-        c.create_index,
-        vectorBucketName="words",
-        indexName="idx1",
-        dataType="int",
-        dimension=1,
-        distanceMetric="euclidean",
-    ) == (
-        "ValidationException",
-        failed.format("dataType", "satisfy enum value set: [float32]"),
-    )
-    assert error(
-        c.create_index,
-        vectorBucketName="words",
-        indexName="idx1",
-        dataType="float32",
-        dimension=99999,
-        distanceMetric="euclidean",
-    ) == (
-        "ValidationException",
-        failed.format("dimension", "be between 1 and 4096, inclusive"),
-    )
-    assert error(
-        c.create_index,
-        vectorBucketName="words",
-        indexName="idx1",
-        dataType="float32",
-        dimension=1,
-        distanceMetric="what",
-    ) == (
-        "ValidationException",
-        failed.format("distanceMetric", "satisfy enum value set: [euclidean, cosine]"),
-    )
-    index(c, "words", "idx")
+    shape = {"vectorBucketName": "words", "dataType": "float32", "dimension": 5, "distanceMetric": "euclidean"}
+    for bad, field, rule in (
+        ({"dataType": "int"}, "dataType", "satisfy enum value set: [float32]"),
+        ({"dimension": 99999}, "dimension", "be between 1 and 4096, inclusive"),
+        ({"distanceMetric": "what"}, "distanceMetric", "satisfy enum value set: [euclidean, cosine]"),
+    ):
+        assert error(c.create_index, **(shape | bad), indexName="idx1") == (
+            "ValidationException",
+            failed.format(field, rule),
+        )
+    c.create_index(**shape, indexName="idx")
     # "An index with the specified name already exists": real AWS output (spiceai/spiceai#7576).
-    assert error(
-        c.create_index,
-        vectorBucketName="words",
-        indexName="idx",
-        dataType="float32",
-        dimension=5,
-        distanceMetric="euclidean",
-    ) == (
+    assert error(c.create_index, **shape, indexName="idx") == (
         "ConflictException",
         "An index with the specified name already exists",
     )
