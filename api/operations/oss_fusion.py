@@ -31,55 +31,64 @@ _OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exist
 MAX_FIELDS, MAX_TEXT_FIELDS, MAX_LIMIT = 100, 8, 100
 
 
-def _fail(message: str, field: str) -> Exception:
-    return validation(message, field)
+def _int(value: Any, low: int, high: int, field: str) -> int:
+    """An integer member of a free-form clause (the body model types only the top level)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise validation(f"{field} must be an integer", field)
+    return limits.in_range(value, low, high, field)
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise validation(f"{field} must be a JSON object", field)
+    return value
 
 
 def _fields(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str], str | None]:
     """(the vector field, the text-enabled fields, the partition key field) of a schema."""
     fields = schema.get("fields")
     if not isinstance(fields, list) or not 1 <= len(fields) <= MAX_FIELDS:
-        raise _fail(f"schemaConfiguration.fields must hold 1 to {MAX_FIELDS} fields", "schemaConfiguration.fields")
+        raise validation(f"schemaConfiguration.fields must hold 1 to {MAX_FIELDS} fields", "schemaConfiguration.fields")
     vectors, texts, partition, names = [], [], None, set()
     for i, f in enumerate(fields):
         at = f"schemaConfiguration.fields[{i}]"
         if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not _FIELD_NAME.match(f["name"]):
-            raise _fail("a field name is 1-63 letters, digits or _, starting with a letter", f"{at}.name")
+            raise validation("a field name is 1-63 letters, digits or _, starting with a letter", f"{at}.name")
         if f["name"] in names:
-            raise _fail(f"field {f['name']!r} is defined twice", f"{at}.name")
+            raise validation(f"field {f['name']!r} is defined twice", f"{at}.name")
         names.add(f["name"])
         if f.get("type") not in _FIELD_TYPES:
-            raise _fail(f"type must be one of {', '.join(sorted(_FIELD_TYPES))}", f"{at}.type")
+            raise validation(f"type must be one of {', '.join(sorted(_FIELD_TYPES))}", f"{at}.type")
         if f["type"] == "vector":
             vectors.append(f)
-        text = f.get("text") or {}
+        text = _object(f.get("text") or {}, f"{at}.text")
         if text.get("enabled"):
             if f["type"] != "string":
-                raise _fail("only string fields take full text", f"{at}.text")
+                raise validation("only string fields take full text", f"{at}.text")
             if text.get("analyzer", "standard") != "standard":
-                raise _fail("vecledger has the standard analyzer only", f"{at}.text.analyzer")
+                raise validation("vecledger has the standard analyzer only", f"{at}.text.analyzer")
             texts.append(f["name"])
         if f.get("isPartitionKey"):
             if f["type"] != "string" or partition is not None:
-                raise _fail("one string field at most is the partition key", f"{at}.isPartitionKey")
+                raise validation("one string field at most is the partition key", f"{at}.isPartitionKey")
             partition = f["name"]
     if len(vectors) != 1:
-        raise _fail("vecledger builds fusion indexes of exactly one vector field", "schemaConfiguration.fields")
+        raise validation("vecledger builds fusion indexes of exactly one vector field", "schemaConfiguration.fields")
     if len(texts) > MAX_TEXT_FIELDS:
-        raise _fail(f"at most {MAX_TEXT_FIELDS} fields take full text", "schemaConfiguration.fields")
+        raise validation(f"at most {MAX_TEXT_FIELDS} fields take full text", "schemaConfiguration.fields")
     return vectors[0], texts, partition
 
 
 async def put_vector_index_fusion(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
     req = parse_body(models.OssPutVectorIndexFusion, body)
     if req.mode != "fusion":
-        raise _fail("mode must be fusion", "mode")
+        raise validation("mode must be fusion", "mode")
     vector, texts, _ = _fields(req.schemaConfiguration)
-    shape = models.IndexShape(
-        dataType=vector.get("dataType", "float32"),
-        dimension=vector.get("dimension", 0),
-        distanceMetric=vector.get("distanceMetric", ""),
-    )
+    data_type, metric = vector.get("dataType", "float32"), vector.get("distanceMetric", "")
+    if not isinstance(data_type, str) or not isinstance(metric, str):
+        raise validation("a vector field's dataType and distanceMetric are strings", "schemaConfiguration.fields")
+    dimension = _int(vector.get("dimension"), 1, call.engine.settings.max_dimension, "dimension")
+    shape = models.IndexShape(dataType=data_type, dimension=dimension, distanceMetric=metric)
     config = models.MetadataConfiguration(
         textSearchConfigurations=[models.TextSearchConfiguration(metadataKey=t) for t in texts]
     )
@@ -99,16 +108,16 @@ def _operand(arg: Any) -> Any:
 def _filter(expr: Any, at: str) -> dict[str, Any]:
     """A fusion query expression (no ``$textMatch``) in S3 Vectors' filter language."""
     if not isinstance(expr, dict) or not expr:
-        raise _fail("a query expression is a non-empty object", at)
+        raise validation("a query expression is a non-empty object", at)
     out: dict[str, Any] = {}
     for key, value in expr.items():
         if key in ("$and", "$or"):
             clauses = value.get("clauses") if isinstance(value, dict) else value
             if not isinstance(clauses, list) or not clauses:
-                raise _fail(f"{key} takes a non-empty list of clauses", at)
+                raise validation(f"{key} takes a non-empty list of clauses", at)
             out[key] = [_filter(c, f"{at}.{key}") for c in clauses]
         elif key.startswith("$"):
-            raise _fail(f"unknown operator {key}", at)
+            raise validation(f"unknown operator {key}", at)
         elif not isinstance(value, dict):
             out[key] = value
         else:
@@ -119,9 +128,9 @@ def _filter(expr: Any, at: str) -> dict[str, Any]:
                 elif op in _OPERATORS:
                     conditions[op] = _operand(arg)
                 elif op == "$textMatch":
-                    raise _fail("$textMatch may stand only at the top of query or in its $and", at)
+                    raise validation("$textMatch may stand only at the top of query or in its $and", at)
                 else:
-                    raise _fail(f"unknown operator {op} for {key!r}", at)
+                    raise validation(f"unknown operator {op} for {key!r}", at)
             out[key] = conditions
     return out
 
@@ -131,19 +140,18 @@ def _split(query: dict[str, Any] | None, at: str) -> tuple[list[tuple[str, str]]
     if query is None:
         return [], []
     and_ = query.get("$and") if len(query) == 1 else None
-    clauses = (
-        (and_.get("clauses") if isinstance(and_, dict) else and_)
-        if and_ is not None
-        else [{k: v} for k, v in query.items()]
-    )
+    if and_ is None:
+        clauses: Any = [{k: v} for k, v in query.items()]
+    else:
+        clauses = and_.get("clauses") if isinstance(and_, dict) else and_
     texts, rest = [], []
-    for clause in clauses if isinstance(clauses, list) else [query]:
-        (key, cond), *more = clause.items() if isinstance(clause, dict) and clause else [(None, None)]
-        if not more and isinstance(cond, dict) and list(cond) == ["$textMatch"]:
+    for clause in clauses if isinstance(clauses, list) else [query]:  # else _filter names the fault
+        cond = next(iter(clause.values())) if isinstance(clause, dict) and len(clause) == 1 else None
+        if isinstance(cond, dict) and list(cond) == ["$textMatch"]:
             text = _operand(cond["$textMatch"])
             if not isinstance(text, str) or not 1 <= len(text) <= limits.MAX_QUERY_TEXT:
-                raise _fail(f"$textMatch takes a text of 1 to {limits.MAX_QUERY_TEXT} characters", at)
-            texts.append((str(key), text))
+                raise validation(f"$textMatch takes a text of 1 to {limits.MAX_QUERY_TEXT} characters", at)
+            texts.append((next(iter(clause)), text))
         else:
             rest.append(_filter(clause, at))
     return texts, rest
@@ -153,16 +161,16 @@ def _knn(knn: Any, index: Index, at: str) -> tuple[list[float], int, list[dict[s
     """(query vector, topK, filters) of a single knn clause."""
     entries = knn if isinstance(knn, list) else [knn]
     if len(entries) != 1 or not isinstance(entries[0], dict):
-        raise _fail("vecledger takes exactly one knn clause (one vector field per index)", at)
+        raise validation("vecledger takes exactly one knn clause (one vector field per index)", at)
     entry = entries[0]
     field = _schema_field(index, lambda f: f.get("type") == "vector")
     if field is not None and entry.get("field") != field:
-        raise _fail(f"knn.field must be the index's vector field {field!r}", f"{at}.field")
+        raise validation(f"knn.field must be the index's vector field {field!r}", f"{at}.field")
     vector = entry.get("queryVector")
     vector = vector.get("float32") if isinstance(vector, dict) else vector
     if not isinstance(vector, list) or len(vector) != index.dimension:
-        raise _fail(f"knn.queryVector must hold {index.dimension} numbers", f"{at}.queryVector")
-    top_k = limits.in_range(entry.get("topK", 10), 1, MAX_LIMIT, f"{at}.topK")
+        raise validation(f"knn.queryVector must hold {index.dimension} numbers", f"{at}.queryVector")
+    top_k = _int(entry.get("topK", 10), 1, MAX_LIMIT, f"{at}.topK")
     flt = [_filter(entry["filter"], f"{at}.filter")] if entry.get("filter") is not None else []
     return vector, top_k, flt
 
@@ -171,20 +179,21 @@ def _retriever(node: dict[str, Any], at: str) -> tuple[Any, dict[str, Any] | Non
     """(knn clause or None, text query or None, RRF k, window) of an rrf retriever."""
     rrf = node.get("rrf") if len(node) == 1 else None
     if not isinstance(rrf, dict):
-        raise _fail("vecledger fuses with an rrf retriever only", at)
+        raise validation("vecledger fuses with an rrf retriever only", at)
     knn, text = None, None
-    for i, part in enumerate(rrf.get("retrievers") or []):
+    parts = rrf.get("retrievers") or []
+    for i, part in enumerate(parts if isinstance(parts, list) else [None]):
         inner = part.get("retriever") if isinstance(part, dict) else None
-        if part.get("weight", 1.0) != 1.0 or not isinstance(inner, dict) or len(inner) != 1:
-            raise _fail("each rrf retriever is a knn or simple retriever of weight 1", f"{at}.retrievers[{i}]")
+        if not isinstance(inner, dict) or len(inner) != 1 or part.get("weight", 1.0) != 1.0:
+            raise validation("each rrf retriever is a knn or simple retriever of weight 1", f"{at}.retrievers[{i}]")
         if "knn" in inner and knn is None:
             knn = inner["knn"]
         elif "simple" in inner and text is None:
-            text = (inner["simple"] or {}).get("query")
+            text = _object(inner["simple"] or {}, f"{at}.retrievers[{i}].simple").get("query")
         else:
-            raise _fail("an rrf retriever fuses one knn and one simple retriever", f"{at}.retrievers[{i}]")
-    k = limits.in_range(rrf.get("k", RRF_K), 1, 65536, f"{at}.rrf.k")
-    return knn, text, k, limits.in_range(rrf.get("windowSize", 100), 1, MAX_LIMIT * 10, f"{at}.rrf.windowSize")
+            raise validation("an rrf retriever fuses one knn and one simple retriever", f"{at}.retrievers[{i}]")
+    k = _int(rrf.get("k", RRF_K), 1, 65536, f"{at}.rrf.k")
+    return knn, text, k, _int(rrf.get("windowSize", 100), 1, MAX_LIMIT * 10, f"{at}.rrf.windowSize")
 
 
 async def query_vectors_fusion(call: Call, body: bytes, query: dict[str, str], headers: dict[str, str]) -> Any:
@@ -193,14 +202,19 @@ async def query_vectors_fusion(call: Call, body: bytes, query: dict[str, str], h
     index = await call.engine.get_index(ref)
     limit = limits.in_range(req.limit if req.limit is not None else 10, 1, MAX_LIMIT, "limit")
     if req.nextToken is not None:
-        raise _fail("vecledger answers a fusion query in one page of at most limit results", "nextToken")
+        raise validation("vecledger answers a fusion query in one page of at most limit results", "nextToken")
     for s in req.sort or []:
-        if list(s) not in (["_score"], ["score"]) or (s[next(iter(s))] or {}).get("order", "desc") != "desc":
-            raise _fail("results are sorted by _score, best first, only", "sort")
+        order = s.get("_score", s.get("score"))
+        if list(s) not in (["_score"], ["score"]) or not isinstance(order, dict | None):
+            raise validation("results are sorted by _score, best first, only", "sort")
+        if (order or {}).get("order", "desc") != "desc":
+            raise validation("results are sorted by _score, best first, only", "sort")
     knn, text_query, rrf_k, window = req.knn, req.query, RRF_K, limit
     if req.retriever is not None:
         if knn is not None or text_query is not None or req.sort:
-            raise _fail("with retriever, only limit, partitionKeys and the metadata options may be given", "retriever")
+            raise validation(
+                "with retriever, only limit, partitionKeys and the metadata options may be given", "retriever"
+            )
         knn, text_query, rrf_k, window = _retriever(req.retriever, "retriever")
     texts, filters = _split(text_query, "query")
     vector, top_k = None, limit
@@ -208,13 +222,13 @@ async def query_vectors_fusion(call: Call, body: bytes, query: dict[str, str], h
         vector, top_k, knn_filters = _knn(knn, index, "knn")
         filters += knn_filters
     if vector is None and not texts:
-        raise _fail("give knn, a $textMatch query, or an rrf retriever of them", "query")
+        raise validation("give knn, a $textMatch query, or an rrf retriever of them", "query")
     if req.retriever is not None and filters:
-        raise _fail("the lists an rrf retriever fuses are unfiltered here; filter with partitionKeys", "retriever")
+        raise validation("the lists an rrf retriever fuses are unfiltered here; filter with partitionKeys", "retriever")
     partition = _schema_field(index, lambda f: bool(f.get("isPartitionKey")))
     if req.partitionKeys:
         if partition is None:
-            raise _fail("this index has no partition key field", "partitionKeys")
+            raise validation("this index has no partition key field", "partitionKeys")
         filters.append({partition: {"$in": req.partitionKeys}})
     flt = filters[0] if len(filters) == 1 else {"$and": filters} if filters else None
     # Each list is cut at its depth (an rrf retriever's windowSize, else knn.topK or limit), and

@@ -119,3 +119,25 @@ def test_what_cannot_be_answered_exactly_is_refused(srv: RunningServer) -> None:
     assert "weight 1" in refused(c, retriever=weighted)
     assert "only limit" in refused(c, retriever={"rrf": {"retrievers": []}}, knn=[knn()])
     assert "limit" in refused(c, knn=[knn()], limit=101)
+
+
+def test_malformed_clauses_are_invalid_arguments_not_crashes(srv: RunningServer) -> None:
+    """The body model types only the top level; every clause below is checked before it is read."""
+    c = srv.oss()
+    setup(c)
+    for kw in (
+        {"knn": [{**knn(), "topK": "5"}]},
+        {"retriever": {"rrf": {"retrievers": ["knn"]}}},
+        {"retriever": {"rrf": {"retrievers": [{"retriever": {"simple": "text"}}]}}},
+        {"retriever": {"rrf": {"k": "60", "retrievers": [{"retriever": {"knn": knn()}}]}}},
+        {"retriever": {"rrf": {"retrievers": "all"}}},
+        {"knn": [knn()], "sort": [{"_score": "desc"}]},
+    ):
+        refused(c, **kw)
+    schema = {"fields": [{**SCHEMA["fields"][0], "dimension": "2"}, {"name": "t", "type": "string", "text": "on"}]}
+    for bad in (schema, {"fields": [{**SCHEMA["fields"][0], "dimension": "2"}]}):
+        with pytest.raises(oss.exceptions.OperationError) as e:
+            c.put_vector_index_fusion(
+                M.PutVectorIndexFusionRequest(bucket=B, index_name="bad", schema_configuration=bad)
+            )
+        assert e.value.unwrap().status_code == 400
