@@ -387,15 +387,17 @@ def required(w: Walker, op: str, info: dict[str, Any], make: Maker) -> Iterator[
 
 def bounds(w: Walker, op: str, info: dict[str, Any], makers: list[Maker]) -> Iterator[str]:
     shapes = w.shapes
+    samples = [(m, m()) for m in makers]  # what each baseline holds (a baseline may create resources)
     for path, shape in leaves(shapes, info["input"]["shape"]):
         top_scalar = len(path) == 1 and shapes[shape]["type"] not in ("structure", "list", "map")
-        holder = makers[0] if top_scalar else next((m for m in makers if _holds(m(), path)), None)
+        held = next(((m, p) for m, p in samples if _holds(p, path)), None)
+        holder, sample = held if held else (samples[0] if top_scalar else (None, {}))
         if holder is None:
             s = shapes[shape]
             if any(k in s for k in ("min", "max", "enum", "pattern")) and path[-1] not in OUTPUT_ONLY:
                 yield f"{op} {path}: constrained, but no baseline holds it"
             continue
-        like = get(holder(), path) if _holds(holder(), path) else None
+        like = get(sample, path) if _holds(sample, path) else None
         for label, value, inside in cases(shapes, path, shape, like):
             if value is None:
                 assert inside and path[-1] in INSIDE_IMPOSSIBLE, (op, path, label)
