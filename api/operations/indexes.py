@@ -75,11 +75,12 @@ async def create_index_in(
             )
     text_field = "metadataConfiguration.textSearchConfigurations"
     text_search = limits.text_configs(config.textSearchConfigurations or [], text_field)
-    if text_search:
-        if call.dialect.name != "s3" and schema is None:
-            raise validation("full-text search is an S3 Vectors feature (and OSS's fusion mode)", text_field)
-        # CreateIndex has no mode of its own: the index takes the bucket's default.
-        _needs_enhanced((await call.engine.get_bucket(bucket)).default_index_mode, text_field)
+    if text_search and call.dialect.name != "s3" and schema is None:
+        raise validation("full-text search is an S3 Vectors feature (and OSS's fusion mode)", text_field)
+    encryption = limits.encryption(enc.sseType, enc.kmsKeyArn) if enc else None
+    held = await call.engine.get_bucket(bucket)  # its default mode and encryption, read once
+    if text_search:  # CreateIndex has no mode of its own: the index takes the bucket's default
+        _needs_enhanced(held.default_index_mode, text_field)
     cap = call.dialect.max_indexes
     if cap is not None and len(await call.engine.list_indexes(bucket)) >= cap:
         raise ApiError(Kind.QUOTA, f"a vector bucket may hold at most {cap} indexes")
@@ -89,10 +90,7 @@ async def create_index_in(
         dimension=shape.dimension,
         metric=shape.distanceMetric,
         non_filterable_keys=non_filterable,
-        # An index without its own encryption has the bucket's (what GetIndex then reports).
-        encryption=limits.encryption(enc.sseType, enc.kmsKeyArn)
-        if enc
-        else (await call.engine.get_bucket(bucket)).encryption,
+        encryption=encryption if enc else held.encryption,  # without its own, the bucket's (GetIndex shows it)
         text_search=text_search,
         tags=limits.tags(tags),
         schema=schema,
