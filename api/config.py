@@ -113,9 +113,9 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     ``VECLEDGER_PRUNE_INTERVAL`` and ``VECLEDGER_LOG_RETENTION`` (seconds; unset keeps the log)
     and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); when an idle materializer parks from
     ``VECLEDGER_MATERIALIZE_IDLE_EXIT`` (seconds) and when an idle index closes from
-    ``VECLEDGER_INDEX_CLOSE_AFTER`` and ``VECLEDGER_MAX_OPEN_INDEXES``; the Lance caches from
-    ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``; the unfolded tail's budget per
-    index from ``VECLEDGER_MAX_TAIL_MB``."""
+    ``VECLEDGER_INDEX_CLOSE_AFTER``, ``VECLEDGER_MAX_OPEN_INDEXES`` and ``VECLEDGER_OPEN_CACHE_MB``;
+    each index's Lance caches from ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``;
+    the unfolded tail's budget per index from ``VECLEDGER_MAX_TAIL_MB``."""
     env = dict(os.environ) if env is None else env
     names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
     tuning = IndexTuning.for_index_type(
@@ -137,6 +137,7 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
         materialize_idle_exit=float(env.get("VECLEDGER_MATERIALIZE_IDLE_EXIT", Settings.materialize_idle_exit)),
         index_close_after=float(env.get("VECLEDGER_INDEX_CLOSE_AFTER", Settings.index_close_after)),
         max_open_indexes=int(env.get("VECLEDGER_MAX_OPEN_INDEXES", Settings.max_open_indexes)),
+        open_cache_bytes=int(float(env.get("VECLEDGER_OPEN_CACHE_MB", Settings.open_cache_bytes / MB)) * MB),
         max_tail_bytes=int(float(env.get("VECLEDGER_MAX_TAIL_MB", Settings.max_tail_bytes / MB)) * MB),
         s3=S3Settings(
             endpoint_url=s3_endpoint,

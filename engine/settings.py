@@ -87,9 +87,11 @@ class Settings:
     # ``materialize_idle_interval``, so idle indexes cost nothing, however many there are.
     materialize_idle_exit: float = 60.0
     # An idle open index (its materializer parked) is closed after this many seconds unused, and
-    # the least recently used idle ones past this many open indexes (engine/facade/runtime.py).
+    # the least recently used idle ones past this many open indexes, or while the Lance caches of
+    # the open indexes hold more than ``open_cache_bytes`` (engine/facade/runtime.py).
     index_close_after: float = 900.0
     max_open_indexes: int = 2_000
+    open_cache_bytes: int = 768 * 1024 * 1024
     # The last unindexed rows are indexed once this many polls in a row found nothing to fold
     # (~1.4 s of quiet at the intervals above): each query pays 2-4 ms for unindexed rows, and
     # indexing them costs ~1.2 s of CPU at 1M rows, too much to pay after every trickle of writes.
@@ -123,10 +125,10 @@ class Settings:
     # log is the audit trail); seconds drop the objects older than that once a restore point covers
     # them (an index may set its own, 0 for forever).
     log_retention: float | None = None
-    # The process's Lance caches (engine/dataset/schema.py): opened vector indexes, and file
-    # metadata (manifests, deletion files), each an LRU of this many bytes shared by every index.
-    # An edited index leaves the indexes of its past versions in the cache until they are evicted,
-    # and Lance counts ~60% of what they take: the caps bound RSS (docs/performance.md, long life).
-    # Raise the index cache for indexes of millions of vectors (VECLEDGER_INDEX_CACHE_MB).
+    # Each open index's Lance caches (engine/dataset/schema.py): opened vector indexes, and file
+    # metadata (manifests, deletion files), each an LRU of up to this many bytes. A fold that
+    # changes the index files starts new caches, so past versions' indexes do not accumulate;
+    # Lance counts ~60% of what they take (docs/performance.md, long life). Raise the index cache
+    # for indexes of millions of vectors (VECLEDGER_INDEX_CACHE_MB).
     index_cache_bytes: int = 128 * 1024 * 1024
     metadata_cache_bytes: int = 32 * 1024 * 1024

@@ -13,7 +13,7 @@ index with Lance's whitespace tokenizer; it only finds candidate rows, and BM25 
 caller (docs/notes/0002-hybrid-search.md). Which configuration the column reflects is recorded in
 the dataset's table metadata, so a reader knows which keys it may use the index for.
 
-``common``: the schema, vector index parameters and the process-wide session; ``writer``: the dataset the
+``common``: the schema, vector index parameters and Lance's sessions; ``writer``: the dataset the
 materializer folds into and maintains (``LanceDataset``); ``reads``: searches and scans on immutable
 snapshot handles, from any thread; ``row_keys``: row keys by row address, for queries that read
 no column; ``copies``: restores and consistency digests; ``versions``: restore points (tags) and cleanup.
@@ -44,6 +44,7 @@ from engine.dataset.schema import (
     TEXT_INDEX,
     VECTOR_INDEX,
     Hit,
+    IndexSession,
     Pairs,
     configure_caches,
     index_params,
@@ -63,6 +64,7 @@ __all__ = [
     "VECTOR_INDEX",
     "Cleanup",
     "Hit",
+    "IndexSession",
     "LanceDataset",
     "Pairs",
     "clean",

@@ -1,9 +1,10 @@
-"""What every part of the Lance adapter shares: the dataset schema, the vector index parameters, the one
-Lance session of the process, and the ``text`` column's values."""
+"""What every part of the Lance adapter shares: the dataset schema, the vector index parameters, Lance's
+sessions, and the ``text`` column's values."""
 
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -23,20 +24,57 @@ Pairs = list[tuple[str, str | None]]
 LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
 
 
-# One cache of opened indexes and file metadata for the whole process. The materializer publishes a
-# fresh handle per fold; with a session each, every handle would load the vector index (tens of MB
-# at 1M rows) again on its first query and hold its own copy until collected. Its sizes are the
-# engine's settings (``configure_caches``); both caches are LRU, so what they hold past the working
-# set is the indexes and manifests of versions no reader uses any more.
+# Lance's caches of opened indexes and file metadata live in a session. Each served index has one of
+# its own (``IndexSession``), shared by the handles the materializer publishes fold after fold so that
+# each does not load the vector index again; other handles (restores, cleanup, tools) share the
+# process's. Lance's sessions only grow to their caps (LRU, no eviction by version), so a session
+# shared past an index rebuild keeps the past index until the cap pushes it out: an edited 50k-row
+# index took the process from 341 to 749 MB that way (docs/performance.md, long life).
 _caps = (128 * 1024 * 1024, 32 * 1024 * 1024)
 _session: Any = None
 
 
 def configure_caches(index_bytes: int, metadata_bytes: int) -> None:
-    """Size the process's Lance caches; handles opened from now on share a session of that size."""
+    """Size Lance's caches: each session created from now on holds up to these many bytes."""
     global _caps, _session
     if (index_bytes, metadata_bytes) != _caps:
         _caps, _session = (index_bytes, metadata_bytes), None
+
+
+def _new_session() -> Any:
+    return lance.Session(index_cache_size_bytes=_caps[0], metadata_cache_size_bytes=_caps[1])  # type: ignore[attr-defined]
+
+
+class IndexSession:
+    """The session of one index's served handles, renewed whenever its index files change (a
+    build, a delta segment, a merge, a text index): the handles of the new files load them into a
+    new session, and the old one, with the indexes of past versions, is freed with the last reader
+    of those versions instead of lingering up to the caps."""
+
+    def __init__(self) -> None:
+        self._session: Any = None
+        self._files: tuple[str, ...] = ()
+        self.renewals = 0
+        self._lock = threading.Lock()  # the writer's thread and a reader's may open at once
+
+    def open(self, location: LanceLocation, version: int | None) -> Any:
+        """A handle on one version (None: the newest); ``DatasetNotFound``."""
+        with self._lock:
+            if self._session is None:
+                self._session = _new_session()
+            ds = open_dataset(location, version, self._session)
+            files = tuple(sorted(str(i.get("uuid", i["name"])) for i in ds.list_indices()))
+            if files != self._files:
+                if self._files:  # (a session that has held no index has nothing to let go)
+                    self._session = _new_session()
+                    self.renewals += 1
+                    ds = open_dataset(location, version, self._session)
+                self._files = files
+            return ds
+
+    def size_bytes(self) -> int:
+        """What Lance counts in the session's caches (it undercounts: ~60% of the memory taken)."""
+        return 0 if self._session is None else int(self._session.size_bytes())
 
 
 class DatasetNotFound(Exception):
@@ -50,24 +88,23 @@ def _is_not_found(e: Exception) -> bool:
     return isinstance(e, FileNotFoundError) or "not found" in str(e).lower() or "does not exist" in str(e).lower()
 
 
-def open_dataset(location: LanceLocation, version: int | None) -> Any:
-    """A handle on one version (None: the newest) in the process's session; ``DatasetNotFound``."""
+def open_dataset(location: LanceLocation, version: int | None, session: Any = None) -> Any:
+    """A handle on one version (None: the newest) in ``session`` (None: the process's);
+    ``DatasetNotFound``."""
     try:
-        return _open(location, version)
+        return _open(location, version, session)
     except (ValueError, OSError) as e:
         if _is_not_found(e):
             raise DatasetNotFound(location.uri) from e
         raise
 
 
-def _open(location: LanceLocation, version: int | None) -> Any:
+def _open(location: LanceLocation, version: int | None, session: Any) -> Any:
     global _session
-    if _session is None:
-        _session = lance.Session(  # type: ignore[attr-defined]
-            index_cache_size_bytes=_caps[0], metadata_cache_size_bytes=_caps[1]
-        )
+    if session is None:
+        session = _session = _session or _new_session()
     return lance.dataset(
-        location.uri, version=version, storage_options=location.storage_options or None, session=_session
+        location.uri, version=version, storage_options=location.storage_options or None, session=session
     )
 
 

@@ -18,6 +18,7 @@ from engine.dataset.schema import (
     TEXT_INDEX,
     VECTOR_INDEX,
     DatasetNotFound,
+    IndexSession,
     Pairs,
     index_params,
     ivf_partitions,
@@ -42,6 +43,7 @@ class LanceDataset:
         metric: str,
         tuning: IndexTuning,
         strings_of: Callable[[str | None], str] | None = None,
+        session: IndexSession | None = None,
     ) -> None:
         self.location = location
         self.dimension = dimension
@@ -49,6 +51,7 @@ class LanceDataset:
         self.tuning = tuning
         # A row's ``strings`` value from its metadata, for datasets from before that column.
         self.strings_of = strings_of or (lambda meta: "{}")
+        self.session = session
         self._ds: Any = None
         # The index's text configuration as (key, language) pairs; the LiveIndex keeps it current.
         self.text_pairs: Pairs = []
@@ -58,7 +61,10 @@ class LanceDataset:
     def open(self, version: int | None = None) -> bool:
         """Open the newest version (or ``version``); False if the dataset does not exist yet."""
         try:
-            self._ds = open_dataset(self.location, version)
+            if self.session is None:
+                self._ds = open_dataset(self.location, version)
+            else:
+                self._ds = self.session.open(self.location, version)
         except DatasetNotFound:
             self._ds = None
             return False

@@ -40,6 +40,9 @@ class IndexRuntime:
         self._tg: TaskGroup | None = None
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._used: dict[str, float] = {}  # index id -> monotonic time of its last open()
+        # index id -> its Lance caches' bytes, measured when it opens and at every poll (~40 us an
+        # index with a loaded vector index: too much to sum over every open index at each open).
+        self._cached: dict[str, int] = {}
 
     def start(self, tg: TaskGroup) -> None:
         """Run materializers (of indexes opened from now on) in ``tg``."""
@@ -67,6 +70,7 @@ class IndexRuntime:
                 live = LiveIndex(self.store, index, self.settings, self.clock, self.ids, self.holder)
                 await live.open()
                 self._live[index.id] = live
+                self._cached[index.id] = live.cache_bytes()
                 if self.settings.run_materializers and self._tg is not None:
                     self._tg.start_soon(self._materialize, live)
         return self._live[index.id]
@@ -76,14 +80,18 @@ class IndexRuntime:
         return live.materializer.parked or not (self.settings.run_materializers and self._tg is not None)
 
     def close_cold(self, over: int | None = None) -> int:
-        """Close idle indexes unused for ``index_close_after`` seconds, and, past ``over`` open
-        indexes, the least recently used idle ones. A request still holding a closed one finishes
-        with it (it reads its log and snapshot as before); the next opens the index again."""
+        """Close idle indexes unused for ``index_close_after`` seconds, and the least recently used
+        idle ones past ``over`` open indexes or while the open indexes' Lance caches hold more than
+        ``open_cache_bytes``. A request still holding a closed one finishes with it (it reads its
+        log and snapshot as before); the next opens the index again."""
         now, closed = self.clock.monotonic(), 0
+        total = sum(self._cached.values())
         for index_id, live in list(self._live.items()):  # least recently used first
             old = now - self._used.get(index_id, now) >= self.settings.index_close_after
             crowded = over is not None and len(self._live) > over
-            if (old or crowded) and self._idle(live):
+            heavy = total > self.settings.open_cache_bytes
+            if (old or crowded or heavy) and self._idle(live):
+                total -= self._cached.get(index_id, 0)
                 self.forget(index_id)
                 closed += 1
         return closed
@@ -107,6 +115,7 @@ class IndexRuntime:
             scope.cancel()
         live = self._live.pop(index_id, None)
         self._used.pop(index_id, None)
+        self._cached.pop(index_id, None)
         if live is not None:
             live.close()
 
@@ -130,6 +139,7 @@ class IndexRuntime:
         indexes marked active."""
         state = await catalog.refresh()
         await catalog.snapshot_if_due(self.settings.catalog_snapshot_every)
+        self._cached = {index_id: live.cache_bytes() for index_id, live in self._live.items()}
         self.close_cold()
         for index_id, live in list(self._live.items()):
             index = state.indexes.get(index_id)

@@ -23,7 +23,7 @@ import anyio
 
 from engine import failpoints, keys, memory, metrics
 from engine.catalog.state import Index
-from engine.dataset import LanceDataset, warm
+from engine.dataset import IndexSession, LanceDataset, warm
 from engine.errors import LeaseLost, ObjectNotFound, PreconditionFailed, StoreUnavailable
 from engine.log import read_log
 from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
@@ -73,8 +73,15 @@ class Materializer:
         self.maintain_index = target is None
         self.checkpoint_key = checkpoint_key or keys.checkpoint_under(self.root)
         location = store.lance_location(keys.lance_under(self.root))
+        # The served handles' caches (a replay's dataset is read once, in the process's session).
+        self.session = IndexSession() if target is None else None
         self.dataset = LanceDataset(
-            location, index.dimension, index.metric, settings.tuning, strings_of(index.non_filterable_keys)
+            location,
+            index.dimension,
+            index.metric,
+            settings.tuning,
+            strings_of(index.non_filterable_keys),
+            self.session,
         )
         self.checkpoint: Checkpoint | None = None
         # The background loop and explicit calls (tools, tests) may both fold; Lance datasets
@@ -301,7 +308,9 @@ class Materializer:
 
     def fresh_snapshot(self) -> Any:
         """A new read-only, warmed handle on the dataset's latest version (blocking: run it in a thread)."""
-        fresh = LanceDataset(self.dataset.location, self.index.dimension, self.index.metric, self.settings.tuning)
+        fresh = LanceDataset(
+            self.dataset.location, self.index.dimension, self.index.metric, self.settings.tuning, session=self.session
+        )
         fresh.open()
         if fresh.snapshot() is not None:
             warm(fresh.snapshot(), self.settings.tuning)  # here, not in a query

@@ -212,8 +212,13 @@ class LiveIndex:
         ev = self._event(ctx, VECTORS_DELETED, json_payload({"keys": keys_}), "json", {"count": len(keys_)})
         return await self._append([ev])
 
+    def cache_bytes(self) -> int:
+        """What its Lance session holds (opened index files, manifests) as Lance counts it."""
+        session = self.materializer.session
+        return 0 if session is None else session.size_bytes()
+
     def close(self) -> None:
-        """The index was deleted: drop what this process keeps for it beyond this object."""
+        """The index was deleted or closed: drop what this process keeps for it beyond this object."""
         forget_row_keys(self.reader)
 
     # --- reads --------------------------------------------------------------------------------
