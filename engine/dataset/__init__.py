@@ -15,8 +15,10 @@ the dataset's table metadata, so a reader knows which keys it may use the index 
 
 ``common``: the schema, vector index parameters and Lance's sessions; ``writer``: the dataset the
 materializer folds into and maintains (``LanceDataset``); ``reads``: searches and scans on immutable
-snapshot handles, from any thread; ``row_keys``: row keys by row address, for queries that read
-no column; ``copies``: restores and consistency digests; ``versions``: restore points (tags) and cleanup.
+snapshot handles, from any thread; ``scalar_indexes``: the BTREE on ``key`` and the NGRAM index for
+prefix filters, and when each is built; ``row_keys``: row keys by row address, for queries that
+read no column; ``copies``: restores and consistency digests; ``versions``: restore points (tags)
+and cleanup.
 """
 
 import os
@@ -36,10 +38,13 @@ from engine.dataset.reads import (
     text_candidates,
     text_config,
     text_stats,
+    wants_prefix_index,
     warm,
 )
 from engine.dataset.row_keys import forget as forget_row_keys
 from engine.dataset.schema import (
+    KEY_INDEX,
+    PREFIX_INDEX,
     TEXT_CONFIG,
     TEXT_INDEX,
     VECTOR_INDEX,
@@ -58,7 +63,9 @@ from engine.dataset.writer import LanceDataset
 
 __all__ = [
     "HOLD",
+    "KEY_INDEX",
     "POINT",
+    "PREFIX_INDEX",
     "TEXT_CONFIG",
     "TEXT_INDEX",
     "VECTOR_INDEX",
@@ -91,5 +98,6 @@ __all__ = [
     "text_stats",
     "unpin",
     "version_times",
+    "wants_prefix_index",
     "warm",
 ]

@@ -18,6 +18,7 @@ from lance.query import FullTextOperator, MatchQuery
 from engine.dataset import row_keys
 from engine.dataset.schema import (
     LANCE_METRIC,
+    PREFIX_INDEX,
     TEXT_CONFIG,
     VECTOR_INDEX,
     Hit,
@@ -58,6 +59,7 @@ class _Shape:
     nprobes: int
     index_type: str = "flat"  # or the vector index's ("IVF_SQ", "IVF_PQ")
     unindexed: int = 0  # rows the vector index does not cover yet
+    prefix_index: bool = False  # $startsWith has its NGRAM index
 
 
 def shape(ds: Any, tuning: IndexTuning) -> _Shape:
@@ -71,19 +73,29 @@ def shape(ds: Any, tuning: IndexTuning) -> _Shape:
     """
 
     def compute() -> _Shape:
-        rows = int(ds.count_rows())
-        if not any(i["name"] == VECTOR_INDEX for i in ds.list_indices()):
-            return _Shape(rows, 0, tuning.nprobes)
+        rows, names = int(ds.count_rows()), {i["name"] for i in ds.list_indices()}
+        prefixed = PREFIX_INDEX in names
+        if VECTOR_INDEX not in names:
+            return _Shape(rows, 0, tuning.nprobes, prefix_index=prefixed)
         stats = ds.stats.index_stats(VECTOR_INDEX)
         partitions = stats_partitions(stats)
         count = tuning.nprobes
         if partitions:
             count = max(min(4, partitions), min(partitions, round(tuning.nprobes * partitions / ivf_partitions(rows))))
         unindexed = int(stats.get("num_unindexed_rows", 0))
-        return _Shape(rows, partitions, count, str(stats.get("index_type", "IVF")), unindexed)
+        return _Shape(rows, partitions, count, str(stats.get("index_type", "IVF")), unindexed, prefixed)
 
     shaped: _Shape = _cached("shape", ds, str(tuning.nprobes), compute)
     return shaped
+
+
+def wants_prefix_index(ds: Any, tuning: IndexTuning) -> bool:
+    """Whether a $startsWith query on ``ds`` would be served faster with the prefix index
+    (``LanceDataset.prefix_wanted``): a large enough version that has none."""
+    if ds is None or "prefixes" not in ds.schema.names:
+        return False
+    dims = shape(ds, tuning)
+    return not dims.prefix_index and dims.rows >= tuning.prefix_index_rows
 
 
 def refine_for(k: int, tuning: IndexTuning) -> int:

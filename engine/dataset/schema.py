@@ -19,6 +19,8 @@ from engine.store import LanceLocation
 
 VECTOR_INDEX = "vector_idx"
 TEXT_INDEX = "text_idx"
+PREFIX_INDEX = "prefix_idx"  # NGRAM over ``prefixes``, for $startsWith (engine/dataset/scalar_indexes.py)
+KEY_INDEX = "key_idx"  # BTREE over ``key``, for point lookups (the same)
 TEXT_CONFIG = "vecledger.text_search"  # table metadata: the [key, language] pairs ``text`` holds
 Pairs = list[tuple[str, str | None]]
 LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}
@@ -132,6 +134,7 @@ def schema(dimension: int) -> pa.Schema:
             pa.field("key_hash", pa.uint32()),
             pa.field("text", pa.string()),
             pa.field("strings", pa.json_()),
+            pa.field("prefixes", pa.string()),
         ]
     )
 

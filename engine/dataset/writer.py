@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from engine import failpoints
 from engine.dataset.reads import text_config
+from engine.dataset.scalar_indexes import upkeep
 from engine.dataset.schema import (
     LANCE_METRIC,
     TEXT_CONFIG,
@@ -42,19 +43,21 @@ class LanceDataset:
         dimension: int,
         metric: str,
         tuning: IndexTuning,
-        strings_of: Callable[[str | None], str] | None = None,
+        strings_of: Callable[[str | None], tuple[str, str]] | None = None,
         session: IndexSession | None = None,
     ) -> None:
         self.location = location
         self.dimension = dimension
         self.metric = metric
         self.tuning = tuning
-        # A row's ``strings`` value from its metadata, for datasets from before that column.
-        self.strings_of = strings_of or (lambda meta: "{}")
+        # A row's ``strings`` and ``prefixes`` from its metadata, for datasets from before them.
+        self.strings_of = strings_of or (lambda meta: ("{}", ""))
         self.session = session
         self._ds: Any = None
         # The index's text configuration as (key, language) pairs; the LiveIndex keeps it current.
         self.text_pairs: Pairs = []
+        # A $startsWith query found no prefix index on a large version (``maintain`` builds it).
+        self.prefix_wanted = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -104,18 +107,14 @@ class LanceDataset:
                 mode="create",
                 storage_options=self.location.storage_options or None,
             )
-            self._record_text(self.text_pairs)
+            if self.text_pairs:  # (none recorded reads as none: no second version for most indexes)
+                self._record_text(self.text_pairs)
+            else:
+                self.open()
             return self.version
         if "text" not in self._ds.schema.names:  # a dataset from before full-text search
             self._ds.add_columns({"text": "CAST(NULL AS STRING)"})
-        if "strings" not in self._ds.schema.names:  # from before $startsWith: derive it once
-            derive = self.strings_of
-
-            def fill(batch: pa.RecordBatch) -> pa.RecordBatch:
-                values = [derive(m) for m in batch.column("metadata").to_pylist()]
-                return pa.RecordBatch.from_arrays([pa.array(values, pa.json_())], ["strings"])
-
-            self._ds.add_columns(fill, read_columns=["metadata"])
+        self._derive_string_columns()
         recorded = text_config(self._ds)
         if set(recorded) - set(self.text_pairs):
             # Rows written now lack the keys dropped from the configuration: stop claiming them.
@@ -131,6 +130,20 @@ class LanceDataset:
             )
         self.open()
         return self.version
+
+    def _derive_string_columns(self) -> None:
+        """Add ``strings`` and ``prefixes`` ($startsWith) to a dataset from before them, once."""
+        missing = [c for c in ("strings", "prefixes") if c not in self._ds.schema.names]
+        if not missing:
+            return
+        derive, types = self.strings_of, {"strings": pa.json_(), "prefixes": pa.string()}
+
+        def fill(batch: pa.RecordBatch) -> pa.RecordBatch:
+            values = [derive(m) for m in batch.column("metadata").to_pylist()]
+            columns = {"strings": [v[0] for v in values], "prefixes": [v[1] for v in values]}
+            return pa.RecordBatch.from_arrays([pa.array(columns[c], types[c]) for c in missing], missing)
+
+        self._ds.add_columns(fill, read_columns=["metadata"])
 
     def maintain(self, settled: bool = False, quiet: bool = False) -> list[str]:
         """Build, extend, retrain and compact the vector index as the data grows; returns what ran.
@@ -152,6 +165,11 @@ class LanceDataset:
         t = self.tuning
         rows = self.count_rows()
         done += self._maintain_text(rows)
+        scalar = upkeep(self._ds, t, rows, self.prefix_wanted)
+        if scalar:
+            self.open()
+            self.prefix_wanted = self.prefix_wanted and "prefix_index" not in scalar
+        done += scalar
         # Each fold adds a fragment; a query's refine step reads its candidates' vectors across all
         # of them (1M rows in 27 fragments: +2-4 ms a query). Compacted first, so that an index
         # trained next covers the compacted files.

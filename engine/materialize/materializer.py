@@ -323,6 +323,14 @@ class Materializer:
             total += folded
         return total
 
+    def want_prefix_index(self) -> None:
+        """A $startsWith query met a large version without the prefix index: build it on the next
+        run, as upkeep (this process's materializer, if it leads; another's asks for itself)."""
+        if not self.dataset.prefix_wanted:
+            self.dataset.prefix_wanted = True
+            self.maintenance_due = True
+            self.wake()
+
     def wake(self) -> None:
         """Something was appended in this process: fold soon, without waiting for the idle poll."""
         self._wake.set()

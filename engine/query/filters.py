@@ -1,7 +1,7 @@
 """The S3 Vectors metadata filter language, compiled twice: to Lance SQL and to a Python predicate.
 
 Lance's JSON functions coerce and fail on mixed types (``json_get_string`` errors on an array), so
-filterable metadata is indexed at fold time into two typed columns instead (``index_terms``):
+filterable metadata is indexed at fold time into typed columns instead (``index_terms``):
 
 * ``tokens`` (list<string>): one token per (key, primitive value), list elements included, plus an
   "exists" token per key. Equality, ``$in``, ``$exists`` and their negations are ``array_has``
@@ -11,6 +11,11 @@ filterable metadata is indexed at fold time into two typed columns instead (``in
 * ``strings`` (JSON object): the scalar string values, for ``$startsWith`` (ENHANCED indexes, as
   on AWS) via ``starts_with(json_get_string(...))``: holding strings only, it never meets a value
   ``json_get_string`` would coerce.
+* ``prefixes`` (string): the same pairs as one string, ``\x02key\x03value`` each, with ``\x01``,
+  ``\x02`` and ``\x03`` escaped (``prefix_text``). A key's value starts with ``p`` exactly when
+  the column contains ``\x02key\x03p`` (escaped alike), which Lance's NGRAM index answers
+  without reading the column; the ``strings`` check stays beside it, so a guard that an index
+  answers loosely still yields exact rows.
 
 The Python predicate implements the same semantics directly on the metadata dict for the
 un-materialized tail; ``tests/engine/test_filters.py`` runs every operator through both and they must agree.
@@ -46,7 +51,15 @@ class Filter:
     sql: str
     predicate: Predicate
     keys: frozenset[str]
-    needs_strings: bool = False  # uses the ``strings`` column ($startsWith)
+    needs_strings: bool = False  # uses the ``strings`` and ``prefixes`` columns ($startsWith)
+    # The same filter without the ``prefixes`` guard, for a dataset from before that column.
+    unguarded_sql: str | None = None
+
+    def sql_for(self, columns: Collection[str]) -> str:
+        """The SQL for a dataset with these columns."""
+        if self.unguarded_sql is not None and "prefixes" not in columns:
+            return self.unguarded_sql
+        return self.sql
 
 
 def _is_number(v: Any) -> bool:
@@ -82,8 +95,8 @@ def _exists_token(key: str) -> str:
     return f"{len(key)}:{key}e"
 
 
-def index_terms(meta: Metadata | None, non_filterable: Collection[str]) -> tuple[list[str], str, str]:
-    """The ``tokens``, ``numbers`` and ``strings`` column values for one vector's metadata."""
+def index_terms(meta: Metadata | None, non_filterable: Collection[str]) -> tuple[list[str], str, str, str]:
+    """The ``tokens``, ``numbers``, ``strings`` and ``prefixes`` column values for one vector's metadata."""
     tokens: list[str] = []
     numbers: dict[str, float] = {}
     strings: dict[str, str] = {}
@@ -99,15 +112,30 @@ def index_terms(meta: Metadata | None, non_filterable: Collection[str]) -> tuple
                 numbers[k] = float(v)
             elif isinstance(v, str):
                 strings[k] = v
-    return tokens, json_bytes(numbers).decode(), json_bytes(strings).decode()
+    return tokens, json_bytes(numbers).decode(), json_bytes(strings).decode(), prefix_text(strings)
 
 
-def _starts_with(key: str, prefix: str) -> tuple[str, Predicate]:
+_ESCAPES = str.maketrans({"\x01": "\x01a", "\x02": "\x01b", "\x03": "\x01c"})
+
+
+def prefix_text(strings: dict[str, str]) -> str:
+    """The ``prefixes`` value of a row with these string values (a prefix-free escaping: a raw
+    ``\x02`` only ever starts a key, a raw ``\x03`` only ever ends one)."""
+    return "".join(f"\x02{k.translate(_ESCAPES)}\x03{v.translate(_ESCAPES)}" for k, v in strings.items())
+
+
+def _starts_with(key: str, prefix: str, guard: bool) -> tuple[str, Predicate]:
     def pred(m: Metadata) -> bool:
         x = m.get(key)
         return isinstance(x, str) and x.startswith(prefix)
 
-    return f"COALESCE(starts_with(json_get_string(strings, {_sql_str(key)}), {_sql_str(prefix)}), false)", pred
+    exact = f"COALESCE(starts_with(json_get_string(strings, {_sql_str(key)}), {_sql_str(prefix)}), false)"
+    if not guard:
+        return exact, pred
+    needle = f"\x02{key.translate(_ESCAPES)}\x03{prefix.translate(_ESCAPES)}"
+    # (No COALESCE: Lance would re-check the guard on every candidate; it is never NULL where
+    # ``exact`` is true, and NULL AND false is false.)
+    return f"(contains(prefixes, {_sql_str(needle)}) AND {exact})", pred
 
 
 def _sql_str(s: str) -> str:
@@ -162,9 +190,10 @@ def _range(key: str, op: str, v: float) -> tuple[str, Predicate]:
 
 
 class _Compiler:
-    def __init__(self, non_filterable: Collection[str], enhanced: bool) -> None:
+    def __init__(self, non_filterable: Collection[str], enhanced: bool, guard: bool = True) -> None:
         self.non_filterable = set(non_filterable)
         self.enhanced = enhanced
+        self.guard = guard  # $startsWith checks the ``prefixes`` column too
         self.uses_strings = False
         self.keys: set[str] = set()
         self.nodes = 0
@@ -214,7 +243,7 @@ class _Compiler:
             if not isinstance(arg, str):
                 raise self.fail("$startsWith takes a string")
             self.uses_strings = True
-            return _starts_with(key, arg)
+            return _starts_with(key, arg, self.guard)
         if op in ("$eq", "$ne"):
             if not _is_primitive(arg):
                 raise self.fail(f"{op} takes a string, number or boolean")
@@ -247,4 +276,5 @@ def compile_filter(doc: Any, non_filterable: Collection[str] = (), *, enhanced: 
     100 constraints per query (CLASSIC keeps the 1,000 conditions of ``MAX_NODES``)."""
     c = _Compiler(non_filterable, enhanced)
     sql, pred = c.node(doc, 1)
-    return Filter(sql=sql, predicate=pred, keys=frozenset(c.keys), needs_strings=c.uses_strings)
+    unguarded = _Compiler(non_filterable, enhanced, guard=False).node(doc, 1)[0] if c.uses_strings else None
+    return Filter(sql, pred, frozenset(c.keys), c.uses_strings, unguarded)

@@ -19,7 +19,7 @@ from engine import keys
 from engine.catalog.state import Index
 from engine.clock import Clock, IdSource
 from engine.context import RequestContext
-from engine.dataset import Hit, forget_row_keys, key_hash, scan_keys, search, take, text_config
+from engine.dataset import Hit, forget_row_keys, key_hash, scan_keys, search, take, text_config, wants_prefix_index
 from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Throttled, Unavailable
 from engine.log import Appender, EventObject, read_log
 from engine.log.event import ARROW, TEXT_SEARCH_CHANGED, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
@@ -223,13 +223,22 @@ class LiveIndex:
 
     # --- reads --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_columns(reader: Any, flt: Filter | None) -> None:
-        if flt is not None and flt.needs_strings and reader is not None and "strings" not in reader.schema.names:
+    def _sql_for(self, reader: Any, flt: Filter | None) -> str | None:
+        """The filter's SQL for this snapshot's columns (None: no filter). A $startsWith filter on
+        a large snapshot without the prefix index asks the materializer for one."""
+        if flt is None:
+            return None
+        if reader is None or not flt.needs_strings:
+            return flt.sql
+        names = reader.schema.names
+        if "strings" not in names:
             raise Unavailable(
                 "this index's data predates $startsWith: it can be used once the index's next write "
                 "is folded (which adds the column)"
             )
+        if wants_prefix_index(reader, self.settings.tuning):
+            self.materializer.want_prefix_index()
+        return flt.sql_for(names)
 
     async def query(
         self, vector: Vectors, k: int, flt: Filter | None, *, metadata: bool = True, exact: bool = True
@@ -240,9 +249,8 @@ class LiveIndex:
         # Capture the snapshot and the tail's answer together, with no await in between, so the
         # two describe the same moment even if the materializer publishes meanwhile.
         reader, touched = self.reader, self.tail.touched()
-        self._check_columns(self.reader, flt)
+        sql = self._sql_for(reader, flt)
         tail_hits = [Hit(k_, d, m) for k_, d, m in self.tail.search(vector, k, flt.predicate if flt else None)]
-        sql = flt.sql if flt else None
         want = k + min(len(touched), 4 * k + 100)
         while True:
             hits = await anyio.to_thread.run_sync(
@@ -303,11 +311,11 @@ class LiveIndex:
         def matches(r: TailRow) -> bool:
             return flt is None or flt.predicate(parse_metadata(r.metadata) or {})
 
-        self._check_columns(reader, flt)
+        sql = self._sql_for(reader, flt)
         tail_rows = {r.key: r for r in tail.live_rows() if mine(r.key) and matches(r)}
         touched = tail.touched()
         lance_keys = await anyio.to_thread.run_sync(
-            scan_keys, reader, after, segment_count, segment_index, limit + 1 + len(touched), flt.sql if flt else None
+            scan_keys, reader, after, segment_count, segment_index, limit + 1 + len(touched), sql
         )
         candidates = sorted(set(tail_rows) | {k for k in lance_keys if k not in touched})
         page, more = candidates[:limit], len(candidates) > limit

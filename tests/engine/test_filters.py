@@ -191,8 +191,9 @@ def test_integers_past_a_doubles_range_are_a_validation_error(doc: Any) -> None:
 
 
 def test_a_dataset_from_before_starts_with_gains_the_column_at_its_next_fold(backend: Backend) -> None:
-    """An index folded before the ``strings`` column existed: its next fold derives the column
-    for every old row from the stored metadata (non-filterable keys left out), so ``$startsWith``
+    """An index folded before the ``strings`` and ``prefixes`` columns existed: until its next fold
+    ``$startsWith`` reads it without the ``prefixes`` guard; that fold derives both columns for
+    every old row from the stored metadata (non-filterable keys left out), so ``$startsWith``
     finds them too."""
     import lance  # here only to write the old layout, as an older vecledger did
 
@@ -202,15 +203,18 @@ def test_a_dataset_from_before_starts_with_gains_the_column_at_its_next_fold(bac
     old = rows_table(
         VectorBatch(["old", "hidden"], np.ones((2, 4), np.float32), ['{"p": "docs/a"}', '{"note": "docs/b"}']),
         ("note",),
-    ).drop_columns(["strings"])
+    ).drop_columns(["strings", "prefixes"])
     old = old.append_column("text", pa.array([None, None], pa.string()))
     lance.write_dataset(old, location.uri, storage_options=location.storage_options or None)
     ds = LanceDataset(location, 4, "euclidean", IndexTuning(), strings_of(("note",)))
     ds.open()
-    assert "strings" not in ds.snapshot().schema.names
+    flt = compile_filter({"p": {"$startsWith": "docs/"}}, ("note",))
+    names = ds.snapshot().schema.names
+    assert "strings" not in names and "prefixes" not in names
+    assert flt.sql_for(names) == flt.unguarded_sql != flt.sql
     new = VectorBatch(["new"], np.ones((1, 4), np.float32), ['{"p": "docs/c"}'])
     ds.apply(rows_table(new, ("note",)), [])
-    flt = compile_filter({"p": {"$startsWith": "docs/"}}, ("note",))
+    assert {"strings", "prefixes"} <= set(ds.snapshot().schema.names)
     assert set(ds.snapshot().to_table(columns=["key"], filter=flt.sql).column("key").to_pylist()) == {"old", "new"}
 
 

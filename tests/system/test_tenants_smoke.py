@@ -22,4 +22,8 @@ def test_quick_tenants_run_parks_restarts_and_answers_exactly(tmp_path: Path, ba
     for phase in ("before_restart", "after_restart"):
         # Parked: a catalog probe and a listing of the marks per poll (5 s), nothing per index.
         assert doc[phase]["store_requests_per_s"] <= 1.0, doc
+    # Log, checkpoint, lease, restore point (map entry and Lance tag), Lance manifest, transaction,
+    # data file and version hint: nothing per index beyond what its history needs.
+    assert doc["files_per_index"] <= 9, doc
+    assert doc["list_all_s"] > 0 and doc["list_page_p50_ms"] > 0
     assert "| restart_s |" in run.stdout

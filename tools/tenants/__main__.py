@@ -4,11 +4,13 @@ on a cold first query.
 A server on a fresh root (a folder, or S3 through an in-process moto) takes ``--indexes`` indexes in
 one bucket, ``--vectors`` vectors each (metadata ``n`` = 0, 1, ...), from four clients at once.
 Once every index is folded and its materializer parked, it measures for ``--idle`` seconds the
-server's CPU (% of one core), its RSS and its store requests per second (``/metrics``); then it
-restarts the server and times the restart up to the first answered request, and the first query of
-``--cold`` indexes no request had touched since (filtered, ``n < half``, checked against an exact
-search of what was written). Then the same idle measurement once more. Prints one table; nothing
-is asserted here (the targets are in docs/performance.md; ``--quick`` is the CI smoke run).
+server's CPU (% of one core), its RSS and its store requests per second (``/metrics``), and the
+files and bytes each index keeps under ``data/`` (its log, checkpoint, lease, restore points and
+Lance dataset); then it restarts the server and times the restart up to the first answered
+request, and the first query of ``--cold`` indexes no request had touched since (filtered, ``n <
+half``, checked against an exact search of what was written), and pages through every index with
+ListIndexes. Then the same idle measurement once more. Prints one table; nothing is asserted here
+(the targets are in docs/performance.md; ``--quick`` is the CI smoke run).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import keys
 from tools.bench.server import Server
 from tools.crash.procs import moto_server
 from tools.soak.measure import RootView
@@ -98,11 +101,31 @@ def cold_query(client: Any, n: int, count: int, dim: int) -> tuple[float, bool]:
     return ms, [v["key"] for v in out["vectors"]] == [f"k{i}" for i in order]
 
 
-def settle(server: Server, indexes: int, timeout: float) -> float:
-    """Seconds until every index's materializer is parked (folded, nothing left to do)."""
-    t0 = time.monotonic()
-    while metric(server, "vecledger_materializers_parked") < indexes and time.monotonic() - t0 < timeout:
+def list_all(client: Any, indexes: int) -> tuple[float, float]:
+    """(seconds to page through every index with ListIndexes, p50 ms of a page of 500)."""
+    pages, names, token, t0 = [], 0, None, time.monotonic()
+    while True:
+        p0 = time.perf_counter()
+        page = client.list_indexes(vectorBucketName=BUCKET, maxResults=500, **({"nextToken": token} if token else {}))
+        pages.append((time.perf_counter() - p0) * 1000)
+        names += len(page["indexes"])
+        token = page.get("nextToken")
+        if not token:
+            break
+    if names != indexes:
+        raise SystemExit(f"ListIndexes listed {names} indexes of {indexes}")
+    return round(time.monotonic() - t0, 3), round(float(np.percentile(pages, 50)), 2)
+
+
+def settle(server: Server, timeout: float) -> float:
+    """Seconds until the materializer of every open index is parked (folded, nothing left to do),
+    three polls in a row. Only parked indexes are closed (past ``VECLEDGER_MAX_OPEN_INDEXES``), so
+    then every index is folded."""
+    t0, settled = time.monotonic(), 0
+    while settled < 3 and time.monotonic() - t0 < timeout:
         time.sleep(1.0)
+        parked, open_ = metric(server, "vecledger_materializers_parked"), metric(server, "vecledger_indexes_open")
+        settled = settled + 1 if parked >= open_ else 0
     return time.monotonic() - t0
 
 
@@ -144,7 +167,10 @@ def run(a: argparse.Namespace, view: RootView | None) -> int:
             list(pool.map(lambda n: fill(clients[n % 4], n, a.vectors, a.dim), range(a.indexes)))
         result: dict[str, Any] = {"backend": a.backend, "indexes": a.indexes, "vectors_each": a.vectors}
         result["create_and_fill_s"] = round(time.monotonic() - t0, 1)
-        result["settle_s"] = round(settle(server, a.indexes, timeout=600 + a.indexes), 1)
+        result["settle_s"] = round(settle(server, timeout=600 + a.indexes), 1)
+        data_bytes, data_files = (view or RootView(local=work / "root")).sizes(keys.DATA)
+        result["files_per_index"] = round(data_files / a.indexes, 2)
+        result["kb_per_index"] = round(data_bytes / a.indexes / 1024, 2)
         result["before_restart"] = idle(server, a.idle)
         server.stop()
         t0 = time.monotonic()
@@ -157,7 +183,8 @@ def run(a: argparse.Namespace, view: RootView | None) -> int:
         result["cold_query_p50_ms"] = round(float(np.percentile(ms, 50)), 2)
         result["cold_query_p99_ms"] = round(float(np.percentile(ms, 99)), 2)
         result["cold_queries_exact"] = f"{sum(c[1] for c in cold)}/{len(cold)}"
-        result["park_again_s"] = round(settle(server, len(cold), timeout=120 + a.park_after), 1)
+        result["list_all_s"], result["list_page_p50_ms"] = list_all(client, a.indexes)
+        result["park_again_s"] = round(settle(server, timeout=120 + a.park_after), 1)
         result["after_restart"] = idle(server, a.idle)
         a.json.write_text(json.dumps(result, indent=2))
         flat = {k: v for k, v in result.items() if not isinstance(v, dict)}
