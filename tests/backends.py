@@ -4,6 +4,7 @@ bucket keeps tests independent."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import boto3
 from engine import Engine
 from engine.clock import RandomIds
 from engine.settings import IndexTuning, S3Settings, Settings
-from engine.store import ObjectStore, open_store
+from engine.store import LanceLocation, ObjectStore, open_store
 
 _bucket_numbers = itertools.count()
 
@@ -35,6 +36,19 @@ class Backend:
 
     async def store(self) -> ObjectStore:
         return await open_store(self.root, self.settings)
+
+    def lance_location(self, path: str) -> LanceLocation:
+        """Where a Lance dataset at ``path`` under the root lives, for the tests that write one
+        with the adapter directly, outside an event loop."""
+
+        async def locate() -> LanceLocation:
+            store = await self.store()
+            try:
+                return store.lance_location(path)
+            finally:
+                await store.close()
+
+        return asyncio.run(locate())
 
     def engine(self, seed: int | None = None, **kw: Any) -> contextlib.AbstractAsyncContextManager[Engine]:
         return Engine.open(self.root, self.settings, ids=RandomIds(seed) if seed is not None else None, **kw)

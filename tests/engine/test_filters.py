@@ -116,23 +116,10 @@ def dataset(backend: Backend) -> Any:
         np.array([np.full(4, i, np.float32) for i in range(len(CORPUS))]),
         [json.dumps(m) if m is not None else None for m in CORPUS.values()],
     )
-    location = _location(backend)
+    location = backend.lance_location("filters/lance")
     ds = LanceDataset(location, 4, "euclidean", IndexTuning())
     ds.apply(rows_table(rows, ("note",)), [])
     return ds.snapshot()
-
-
-def _location(backend: Backend) -> Any:
-    import asyncio
-
-    async def go() -> Any:
-        store = await backend.store()
-        try:
-            return store.lance_location("filters/lance")
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
 
 
 @pytest.mark.parametrize(("doc", "expected"), CASES, ids=[json.dumps(c[0]) for c in CASES])
@@ -199,7 +186,7 @@ def test_a_dataset_from_before_starts_with_gains_the_column_at_its_next_fold(bac
 
     from engine.materialize.rows import strings_of
 
-    location = _location(backend)
+    location = backend.lance_location("filters/lance")
     old = rows_table(
         VectorBatch(["old", "hidden"], np.ones((2, 4), np.float32), ['{"p": "docs/a"}', '{"note": "docs/b"}']),
         ("note",),

@@ -44,17 +44,8 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 
 
 def _dataset(backend: Backend, tuning: IndexTuning) -> LanceDataset:
-    import asyncio
-
-    async def location() -> Any:
-        store = await backend.store()
-        try:
-            return store.lance_location("prefixes/lance")
-        finally:
-            await store.close()
-
     rows = VectorBatch(list(CORPUS), np.ones((len(CORPUS), 4), np.float32), [json.dumps(m) for m in CORPUS.values()])
-    ds = LanceDataset(asyncio.run(location()), 4, "euclidean", tuning)
+    ds = LanceDataset(backend.lance_location("prefixes/lance"), 4, "euclidean", tuning)
     ds.apply(rows_table(rows, ()), [])
     return ds
 
