@@ -107,7 +107,8 @@ def root_credential(env: dict[str, str] | None = None) -> Credential | None:
 
 def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | None = None) -> Settings:
     """Engine settings: S3 credentials from the usual AWS variables; index tuning from
-    ``VECLEDGER_INDEX_TYPE``, ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` and
+    ``VECLEDGER_INDEX_TYPE``, ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` (the least
+    an unfiltered query probes), ``VECLEDGER_RECALL_TARGET`` (what builds calibrate it up to) and
     ``VECLEDGER_REFINE_FACTOR``; the materializer lease time from ``VECLEDGER_LEASE_SECONDS``;
     retention from ``VECLEDGER_PITR_WINDOW``, ``VECLEDGER_VERSION_GRACE``,
     ``VECLEDGER_PRUNE_INTERVAL`` and ``VECLEDGER_LOG_RETENTION`` (seconds; unset keeps the log)
@@ -121,6 +122,7 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     tuning = IndexTuning.for_index_type(
         env.get("VECLEDGER_INDEX_TYPE", IndexTuning.index_type).upper(),
         **{field: int(env[f"VECLEDGER_{name}"]) for field, name in names.items() if f"VECLEDGER_{name}" in env},
+        **({"recall_target": float(env["VECLEDGER_RECALL_TARGET"])} if "VECLEDGER_RECALL_TARGET" in env else {}),
     )
     return Settings(
         tuning=tuning,

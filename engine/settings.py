@@ -45,6 +45,9 @@ class IndexTuning:
     # least 20 candidates give recall@10 0.99 and 1.0 on IVF_SQ, whose 8-bit distances already
     # rank well. PQ's coarse ones need more: ``for_index_type`` gives 5x and 50 for IVF_PQ.
     nprobes: int = 20
+    # The least an unfiltered query probes: each vector index build raises it to reach this
+    # recall@10 on a sample of its rows (engine/dataset/calibrate.py); 0 turns calibration off.
+    recall_target: float = 0.95
     refine_factor: int = 2
     # ... and at least this many candidates are re-ranked whatever k (dataset.refine_for).
     refine_candidates: int = 20

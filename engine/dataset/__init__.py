@@ -17,7 +17,8 @@ the dataset's table metadata, so a reader knows which keys it may use the index 
 materializer folds into and maintains (``LanceDataset``); ``reads``: searches and scans on immutable
 snapshot handles, from any thread; ``scalar_indexes``: the BTREE on ``key`` and the NGRAM index for
 prefix filters, and when each is built; ``row_keys``: row keys by row address, for queries that
-read no column; ``copies``: restores and consistency digests; ``versions``: restore points (tags)
+read no column and point lookups; ``calibrate``: the probe count each vector index build
+measures for the recall target; ``copies``: restores and consistency digests; ``versions``: restore points (tags)
 and cleanup.
 """
 
@@ -45,6 +46,7 @@ from engine.dataset.row_keys import forget as forget_row_keys
 from engine.dataset.schema import (
     KEY_INDEX,
     PREFIX_INDEX,
+    PROBES,
     TEXT_CONFIG,
     TEXT_INDEX,
     VECTOR_INDEX,
@@ -66,6 +68,7 @@ __all__ = [
     "KEY_INDEX",
     "POINT",
     "PREFIX_INDEX",
+    "PROBES",
     "TEXT_CONFIG",
     "TEXT_INDEX",
     "VECTOR_INDEX",

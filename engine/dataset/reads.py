@@ -19,6 +19,7 @@ from engine.dataset import row_keys
 from engine.dataset.schema import (
     LANCE_METRIC,
     PREFIX_INDEX,
+    PROBES,
     TEXT_CONFIG,
     VECTOR_INDEX,
     Hit,
@@ -63,8 +64,9 @@ class _Shape:
 
 
 def shape(ds: Any, tuning: IndexTuning) -> _Shape:
-    """Rows, partitions, and the partitions an unfiltered query probes: enough to scan the share of
-    the rows ``tuning.nprobes`` scans in an index trained on all of them. Cached per version (the
+    """Rows, partitions, and the partitions an unfiltered query probes: the count its build
+    calibrated for the recall target (``calibrate``), and at least enough to scan the share of the
+    rows ``tuning.nprobes`` scans in an index trained on all of them. Cached per version (the
     materializer warms it when it publishes, so no query pays for the index statistics).
 
     The materializer re-trains only when the rows outgrow the partitioning 4x, so its index often
@@ -81,12 +83,29 @@ def shape(ds: Any, tuning: IndexTuning) -> _Shape:
         partitions = stats_partitions(stats)
         count = tuning.nprobes
         if partitions:
-            count = max(min(4, partitions), min(partitions, round(tuning.nprobes * partitions / ivf_partitions(rows))))
+            calibrated = min(partitions, calibrated_probes(ds, partitions) or 0)
+            count = max(default_probes(tuning, rows, partitions), calibrated)
         unindexed = int(stats.get("num_unindexed_rows", 0))
         return _Shape(rows, partitions, count, str(stats.get("index_type", "IVF")), unindexed, prefixed)
 
     shaped: _Shape = _cached("shape", ds, str(tuning.nprobes), compute)
     return shaped
+
+
+def default_probes(tuning: IndexTuning, rows: int, partitions: int) -> int:
+    """``tuning.nprobes``, scaled to an index of ``partitions`` over ``rows``: the least an
+    unfiltered query probes, whatever the calibration says."""
+    return max(min(4, partitions), min(partitions, round(tuning.nprobes * partitions / ivf_partitions(rows))))
+
+
+def calibrated_probes(ds: Any, partitions: int) -> int | None:
+    """The probe count calibrated for this dataset's vector index (``calibrate``), if it was
+    measured on an index of ``partitions``: a re-trained index waits for its own."""
+    raw = ds.metadata.get(PROBES)
+    if not raw:
+        return None
+    found = json.loads(raw)
+    return int(found["nprobes"]) if int(found.get("partitions", -1)) == partitions else None
 
 
 def wants_prefix_index(ds: Any, tuning: IndexTuning) -> bool:
@@ -134,6 +153,7 @@ def search(
     *,
     metadata: bool = True,
     exact: bool = True,
+    probes: int | None = None,
 ) -> list[Hit]:
     """Top-``k`` rows by exact distance (refined), with the filter applied before the search.
 
@@ -149,11 +169,12 @@ def search(
     cost ~0.5 ms of a ~5 ms query), so a caller that shows no metadata passes ``metadata=False``
     (hits carry None), and one that reports no distances ``exact=False``: hits then rank by
     Lance's refined float32 distance instead of the float64 one ``engine.distance`` reports.
+    ``probes`` replaces the calibrated unfiltered probe count (``calibrate`` measures with it).
     """
     if ds is None or k <= 0:
         return []
     dims = shape(ds, tuning)
-    nprobes = dims.nprobes
+    nprobes = dims.nprobes if probes is None else max(1, min(probes, dims.partitions or probes))
     # A k whose refined candidates would cover the whole dataset gains nothing from IVF, which
     # stops probing once it has k rows and so may miss some of the true k nearest: scan exactly.
     refine = refine_for(k, tuning)
@@ -255,9 +276,17 @@ def scan_metadata(ds: Any) -> pa.Table:
 
 
 def take(ds: Any, keys: list[str], columns: list[str]) -> pa.Table:
+    """The rows of ``ds`` holding ``keys`` (any order): a take by row address from the key map
+    (``row_keys``), ~0.65 ms for one key at 1M rows where a filter plans a scan."""
     if ds is None or not keys:
         return pa.table({c: [] for c in columns})
-    return ds.to_table(columns=columns, filter=f"key IN ({sql_list(keys)})")
+    try:
+        addresses = row_keys.addresses_of(ds, keys)
+    except LookupError:
+        return ds.to_table(columns=columns, filter=f"key IN ({sql_list(keys)})")
+    if not addresses:
+        return pa.table({c: pa.array([], ds.schema.field(c).type) for c in columns})
+    return ds._take_rows(addresses, columns=columns)
 
 
 def scan_keys(

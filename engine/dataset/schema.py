@@ -21,6 +21,7 @@ VECTOR_INDEX = "vector_idx"
 TEXT_INDEX = "text_idx"
 PREFIX_INDEX = "prefix_idx"  # NGRAM over ``prefixes``, for $startsWith (engine/dataset/scalar_indexes.py)
 KEY_INDEX = "key_idx"  # BTREE over ``key``, for point lookups (the same)
+PROBES = "vecledger.probes"  # table metadata: the calibrated probe count (engine/dataset/calibrate.py)
 TEXT_CONFIG = "vecledger.text_search"  # table metadata: the [key, language] pairs ``text`` holds
 Pairs = list[tuple[str, str | None]]
 LANCE_METRIC = {"euclidean": "l2", "cosine": "cosine"}

@@ -4,6 +4,7 @@ vector and text indexes. Blocking; run in a worker thread."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,10 +12,12 @@ import lance
 import pyarrow as pa
 
 from engine import failpoints
-from engine.dataset.reads import text_config
+from engine.dataset.calibrate import calibrate
+from engine.dataset.reads import calibrated_probes, default_probes, text_config
 from engine.dataset.scalar_indexes import upkeep
 from engine.dataset.schema import (
     LANCE_METRIC,
+    PROBES,
     TEXT_CONFIG,
     TEXT_INDEX,
     VECTOR_INDEX,
@@ -31,6 +34,8 @@ from engine.dataset.schema import (
 )
 from engine.settings import IndexTuning
 from engine.store import LanceLocation
+
+log = logging.getLogger("vecledger.lance")
 
 
 class LanceDataset:
@@ -192,6 +197,9 @@ class LanceDataset:
             # first small index and is re-trained once, when it pauses.
             self._build(rows)
             done.append("retrain")
+        if self._calibration_due():
+            self._calibrate(rows)
+            done.append("calibrate")
         # Busy, each delta build's fixed cost is paid less often: up to an eighth of the rows may
         # wait unindexed (queries scan them exactly).
         unindexed_limit = t.optimize_unindexed_rows if settled else max(t.optimize_unindexed_rows, rows // 8)
@@ -275,6 +283,27 @@ class LanceDataset:
             **index_params(self.tuning, rows, self.dimension),
         )
         self.open()
+
+    def _calibrate(self, rows: int) -> None:
+        """Store the probe count this vector index needs for the recall target (``calibrate``):
+        after each build, and once for an index built before calibration (or before a crash
+        between its build and this). A failure stores the default, so it is not retried at
+        every fold: queries then probe as many partitions as before calibration existed."""
+        partitions = stats_partitions(self._index_stats())
+        floor = default_probes(self.tuning, rows, partitions)
+        try:
+            found = calibrate(self._ds, self.metric, self.tuning, partitions, floor, seed=rows)
+        except (OSError, ValueError, RuntimeError) as e:
+            log.warning("could not calibrate the probe count of %s: %s", self._ds.uri, e)
+            found = {"nprobes": floor, "partitions": partitions, "failed": type(e).__name__}
+        failpoints.hit("materializer.calibrate")
+        self._ds.update_metadata({PROBES: json.dumps(found)})
+        self.open()
+
+    def _calibration_due(self) -> bool:
+        if self.tuning.recall_target <= 0 or not self.has_vector_index():
+            return False
+        return calibrated_probes(self._ds, stats_partitions(self._index_stats())) is None
 
     def has_vector_index(self) -> bool:
         return self._ds is not None and any(i["name"] == VECTOR_INDEX for i in self._ds.list_indices())

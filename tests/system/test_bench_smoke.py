@@ -30,6 +30,10 @@ FIGURES = [
     "log_bytes_per_vector",
     "lance_p50_ms",
     "server_over_lance_p50",
+    "get_one_p50_ms",
+    "server_get_one_p50_ms",
+    "get_index_p50_ms",
+    "query_minus_get_index_over_lance_p50",
     "faiss_p50_ms",
     "numpy_exact_ms_per_query",
 ]

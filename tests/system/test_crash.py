@@ -17,11 +17,11 @@ from pathlib import Path
 from tools import crash
 from tools.crash import Model, Op, Root, Stats
 
-# 18 kills per backend (12 servers, 6 materializers: one at each of the harness's failpoints);
+# 19 kills per backend (12 servers, 7 materializers: one at each of the harness's failpoints);
 # both backends run at once (their processes mostly wait: server start-up, lease expiry), which
 # keeps CI near 2 minutes.
-ITERATIONS = 18
-MATERIALIZER_KILLS = 6
+ITERATIONS = 19
+MATERIALIZER_KILLS = 7
 
 
 def _model() -> Model:

@@ -90,6 +90,38 @@ def query_latency(
     return results, client_ms, inside_ms, peer_ms
 
 
+def lookup_latency(server: Server, data: Dataset, bucket: str, index: str, count: int) -> dict[str, float]:
+    """One client: p50 of a one-key GetVectors (with data and metadata; client and server ms) and
+    of GetIndex (what a request costs apart from its work), each request warmed once first."""
+    client = server.client()
+    rng = np.random.default_rng(11)
+    picks = [int(i) for i in rng.integers(0, data.n, count)]
+
+    def get(i: int) -> Any:
+        return client.get_vectors(
+            vectorBucketName=bucket, indexName=index, keys=[f"v{i}"], returnData=True, returnMetadata=True
+        )
+
+    def describe(_: int) -> Any:
+        return client.get_index(vectorBucketName=bucket, indexName=index)
+
+    out: dict[str, float] = {}
+    for name, call in (("get_one", get), ("get_index", describe)):
+        for i in picks:
+            call(i)
+        client_ms, inside_ms = [], []
+        for i in picks:
+            started = time.perf_counter()
+            r = call(i)
+            client_ms.append((time.perf_counter() - started) * 1000)
+            inside_ms.append(server_ms(r))
+            if name == "get_one" and [v["key"] for v in r["vectors"]] != [f"v{i}"]:
+                raise AssertionError(f"GetVectors of v{i} answered {r['vectors']}")
+        out[f"{name}_p50_ms"] = float(np.median(client_ms))
+        out[f"server_{name}_p50_ms"] = float(np.median(inside_ms))
+    return out
+
+
 def query_throughput(server: Server, data: Dataset, bucket: str, index: str, threads: int, seconds: float) -> float:
     """Queries per second from ``threads`` concurrent clients."""
     deadline = time.perf_counter() + seconds

@@ -34,12 +34,14 @@ from tools.crash.model import (
 from tools.crash.procs import Process, Root, free_port, s3vectors_client
 
 # Where materializer kills happen, in turn: between a Lance commit and its checkpoint, during an
-# index build, after restore points were thinned and before their tags move, before Lance's cleanup,
-# between a log start's write and the deletion of the log objects before it, and while a catalog
-# snapshot is written (the catalog events of a fresh index make one due).
+# index build, between a build's probe calibration and its record, after restore points were
+# thinned and before their tags move, before Lance's cleanup, between a log start's write and the
+# deletion of the log objects before it, and while a catalog snapshot is written (the catalog
+# events of a fresh index make one due).
 MATERIALIZER_FAILPOINTS = (
     "materializer.after_lance_commit",
     "materializer.index_build",
+    "materializer.calibrate",
     "materializer.prune_points",
     "materializer.prune_cleanup",
     "materializer.truncate_log",
@@ -357,8 +359,9 @@ class Harness:
         if self.api is None or self.api_materializes:
             self.switch_api(materialize=False)
         index = MAIN_INDEX
-        if failpoint.startswith("materializer.index_build"):
-            # A build happens once per index (at BUILD_THRESHOLD rows): a fresh index each time.
+        if failpoint.startswith(("materializer.index_build", "materializer.calibrate")):
+            # A build (and its calibration) happens once per index (at BUILD_THRESHOLD rows): a
+            # fresh index each time.
             self.builds += 1
             index = f"build-{self.builds}"
             per_writer = BUILD_THRESHOLD // self.writers + 20
