@@ -105,6 +105,20 @@ def root_credential(env: dict[str, str] | None = None) -> Credential | None:
     return Credential(key, secret, account)
 
 
+def parse_size(text: str) -> int:
+    """Bytes from ``"8G"``, ``"512MB"``, ``"64MiB"`` or a plain number of bytes (binary units)."""
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(raw[-1:], 1)
+    number = raw[:-1] if scale > 1 else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r} (e.g. 8G, 512M, or bytes)") from None
+    if value < 0:
+        raise ValueError(f"a size is not negative: {text!r}")
+    return int(value * scale)
+
+
 def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | None = None) -> Settings:
     """Engine settings: S3 credentials from the usual AWS variables; index tuning from
     ``VECLEDGER_INDEX_TYPE``, ``VECLEDGER_BUILD_THRESHOLD``, ``VECLEDGER_NPROBES`` (the least
@@ -116,7 +130,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     ``VECLEDGER_MATERIALIZE_IDLE_EXIT`` (seconds) and when an idle index closes from
     ``VECLEDGER_INDEX_CLOSE_AFTER``, ``VECLEDGER_MAX_OPEN_INDEXES`` and ``VECLEDGER_OPEN_CACHE_MB``;
     each index's Lance caches from ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``;
-    the unfolded tail's budget per index from ``VECLEDGER_MAX_TAIL_MB``."""
+    the unfolded tail's budget per index from ``VECLEDGER_MAX_TAIL_MB``; on S3, the local copies of
+    Lance files from ``VECLEDGER_CACHE_DIR`` and ``VECLEDGER_CACHE_SIZE`` (``8G``; ``0``: none)."""
     env = dict(os.environ) if env is None else env
     names = {"build_threshold": "BUILD_THRESHOLD", "nprobes": "NPROBES", "refine_factor": "REFINE_FACTOR"}
     tuning = IndexTuning.for_index_type(
@@ -141,6 +156,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
         max_open_indexes=int(env.get("VECLEDGER_MAX_OPEN_INDEXES", Settings.max_open_indexes)),
         open_cache_bytes=int(float(env.get("VECLEDGER_OPEN_CACHE_MB", Settings.open_cache_bytes / MB)) * MB),
         max_tail_bytes=int(float(env.get("VECLEDGER_MAX_TAIL_MB", Settings.max_tail_bytes / MB)) * MB),
+        cache_dir=env.get("VECLEDGER_CACHE_DIR") or None,
+        cache_bytes=parse_size(env.get("VECLEDGER_CACHE_SIZE") or str(Settings.cache_bytes)),
         s3=S3Settings(
             endpoint_url=s3_endpoint,
             region=env.get("VECLEDGER_S3_REGION", region),

@@ -117,6 +117,11 @@ class Settings:
     # vectors' size), so a materializer that falls behind, or cannot fold, bounds memory instead
     # of exhausting it.
     max_tail_bytes: int = 1024 * 1024 * 1024
+    # Roots on S3: the Lance files served indexes read are copied here (engine/dataset/mirror.py),
+    # up to ``cache_bytes``; None: a temporary folder of the process's own, removed when it stops.
+    # 0 bytes turns the copies off (every read goes to the store).
+    cache_dir: str | None = None
+    cache_bytes: int = 8 * 1024 * 1024 * 1024
     # Default write quotas per index (None: unlimited); an index's own quota overrides them.
     write_requests_per_second: float | None = None
     write_vectors_per_second: float | None = None

@@ -19,8 +19,10 @@ from api.config import (
     ServerConfig,
     engine_settings,
     load_keys_file,
+    parse_size,
     root_credential,
 )
+from engine.settings import Settings
 
 BANNER = """\
 vecledger is serving {root}
@@ -88,6 +90,17 @@ vecledger is serving {root}
     default=lambda: env("METRICS_TOKEN"),
     help="Require 'Authorization: Bearer <token>' on /metrics, which then labels series per index.",
 )
+@click.option(
+    "--cache-dir",
+    default=lambda: env("CACHE_DIR"),
+    help="On S3: keep copies of the Lance files served indexes read here (default: a temporary "
+    "folder of the process's own) [VECLEDGER_CACHE_DIR]",
+)
+@click.option(
+    "--cache-size",
+    default=lambda: env("CACHE_SIZE", "8G"),
+    help="The copies' budget, e.g. 8G or 512M; 0: read S3 directly (default 8G) [VECLEDGER_CACHE_SIZE]",
+)
 def serve(**options: Any) -> None:
     """Serve the S3 Vectors, OSS Vectors and TOS Vectors APIs over HTTP.
 
@@ -117,6 +130,8 @@ def server_config(
     proxy_headers: bool = False,
     forwarded_allow_ips: str | None = None,
     metrics_token: str | None = None,
+    cache_dir: str | None = None,
+    cache_size: str | None = None,
 ) -> ServerConfig:
     creds = load_keys_file(keys_file) if keys_file else {}
     cred = root_credential()
@@ -150,13 +165,33 @@ def server_config(
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         metrics_token=metrics_token,
-        engine=replace(
-            engine_settings(s3_endpoint, region),
-            write_requests_per_second=write_requests_per_second,
-            write_vectors_per_second=write_vectors_per_second,
-            run_materializers=not no_materialize,
+        engine=_with_cache(
+            replace(
+                engine_settings(s3_endpoint, region),
+                write_requests_per_second=write_requests_per_second,
+                write_vectors_per_second=write_vectors_per_second,
+                run_materializers=not no_materialize,
+            ),
+            cache_dir,
+            cache_size,
         ),
     )
+
+
+def _with_cache(settings: Settings, cache_dir: str | None, cache_size: str | None) -> Settings:
+    """``--cache-dir`` and ``--cache-size`` over the settings the environment gave."""
+    if cache_dir:
+        settings = replace(settings, cache_dir=cache_dir)
+    if cache_size:
+        settings = replace(settings, cache_bytes=_size(cache_size))
+    return settings
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise SystemExit(f"vecledger: --cache-size: {e}") from None
 
 
 def banner(config: ServerConfig) -> str:

@@ -19,7 +19,8 @@ snapshot handles, from any thread; ``scalar_indexes``: the BTREE on ``key`` and 
 prefix filters, and when each is built; ``row_keys``: row keys by row address, for queries that
 read no column and point lookups; ``calibrate``: the probe count each vector index build
 measures for the recall target; ``copies``: restores and consistency digests; ``versions``: restore points (tags)
-and cleanup.
+and cleanup; ``mirror``: local copies of the Lance files served indexes read, for roots on
+S3 (async: it fetches through the engine's store, and runs Lance's blocking calls in threads).
 """
 
 import os
@@ -29,6 +30,7 @@ os.environ.setdefault("LANCE_LOG", "error")
 os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
 
 from engine.dataset.copies import copy_version, open_version, row_digests
+from engine.dataset.mirror import LanceMirror
 from engine.dataset.reads import (
     refine_for,
     scan_keys,
@@ -76,6 +78,7 @@ __all__ = [
     "Hit",
     "IndexSession",
     "LanceDataset",
+    "LanceMirror",
     "Pairs",
     "clean",
     "configure_caches",

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 
@@ -22,7 +25,7 @@ from engine import memory
 from engine.audit.trail import AuditLog
 from engine.catalog import Catalog
 from engine.clock import Clock, IdSource, RandomIds, SystemClock
-from engine.dataset import configure_caches
+from engine.dataset import LanceMirror, configure_caches
 from engine.facade.catalog_ops import CatalogOps
 from engine.facade.recovery_ops import RecoveryOps
 from engine.facade.runtime import IndexRuntime
@@ -110,7 +113,13 @@ class Engine:
         clock = clock or SystemClock()
         store = store or await open_store(root, settings, clock)
         engine = cls(store, settings, clock, ids or RandomIds())
+        scratch = None
         try:
+            if settings.cache_bytes > 0 and store.lance_location("").uri.startswith("s3://"):
+                if settings.cache_dir is None:
+                    scratch = tempfile.mkdtemp(prefix="vecledger-cache-")
+                folder = Path(settings.cache_dir or scratch or "")
+                engine.runtime.mirror = await LanceMirror.open(store, folder, settings.cache_bytes)
             await engine.catalog.refresh()
             async with anyio.create_task_group() as tg:
                 engine.runtime.start(tg)
@@ -129,3 +138,5 @@ class Engine:
             engine.runtime.stop()
             await engine.runtime.release_all()
             await store.close()
+            if scratch is not None:
+                await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)

@@ -17,6 +17,7 @@ from anyio.abc import TaskGroup
 
 from engine.catalog import Catalog, Index
 from engine.clock import Clock, IdSource
+from engine.dataset import LanceMirror
 from engine.errors import CorruptEvent, StoreUnavailable, VecledgerError
 from engine.materialize import activity
 from engine.materialize.schedule import keep_folding
@@ -30,6 +31,7 @@ RELEASE_SECONDS = 5  # at close: how long releasing this process's leases may ta
 class IndexRuntime:
     def __init__(self, store: ObjectStore, settings: Settings, clock: Clock, ids: IdSource, holder: str) -> None:
         self.store = store
+        self.mirror: LanceMirror | None = None  # the local copies of S3 roots' Lance files (Engine.open)
         self.settings = settings
         self.clock = clock
         self.ids = ids
@@ -67,7 +69,7 @@ class IndexRuntime:
         async with self._opening:
             if index.id not in self._live:
                 self.close_cold(over=self.settings.max_open_indexes - 1)
-                live = LiveIndex(self.store, index, self.settings, self.clock, self.ids, self.holder)
+                live = LiveIndex(self.store, index, self.settings, self.clock, self.ids, self.holder, self.mirror)
                 await live.open()
                 self._live[index.id] = live
                 self._cached[index.id] = live.cache_bytes()

@@ -23,7 +23,7 @@ import anyio
 
 from engine import failpoints, keys, memory, metrics
 from engine.catalog.state import Index
-from engine.dataset import IndexSession, LanceDataset, warm
+from engine.dataset import IndexSession, LanceDataset, LanceMirror, warm
 from engine.errors import LeaseLost, ObjectNotFound, PreconditionFailed, StoreUnavailable
 from engine.log import read_log
 from engine.log.event import TEXT_SEARCH_CHANGED, VECTORS_RESTORED
@@ -35,7 +35,7 @@ from engine.materialize.rows import rows_table, strings_of
 from engine.query.tail import Tail
 from engine.query.text import config_pairs
 from engine.settings import Settings
-from engine.store import ObjectStore, exists
+from engine.store import LanceLocation, ObjectStore, exists
 
 log = logging.getLogger("vecledger.materializer")
 
@@ -75,6 +75,7 @@ class Materializer:
         location = store.lance_location(keys.lance_under(self.root))
         # The served handles' caches (a replay's dataset is read once, in the process's session).
         self.session = IndexSession() if target is None else None
+        self.mirror: LanceMirror | None = None  # the serving process's copies (LiveIndex sets it)
         self.dataset = LanceDataset(
             location,
             index.dimension,
@@ -303,15 +304,32 @@ class Materializer:
 
     async def _publish(self) -> None:
         if self.publish is not None and self.checkpoint is not None:
-            reader = await anyio.to_thread.run_sync(self.fresh_snapshot)
-            await self.publish(self.checkpoint, reader)
+            await self.publish(self.checkpoint, await self.fresh_reader())
 
-    def fresh_snapshot(self) -> Any:
-        """A new read-only, warmed handle on the dataset's latest version (blocking: run it in a thread)."""
+    async def fresh_reader(self) -> Any:
+        """A new read-only, warmed handle on the dataset's newest version: on the local copy when
+        this process mirrors its Lance files (roots on S3: ``LanceMirror``), else on the store."""
+        if self.mirror is not None:
+            try:
+                copied = await self.mirror.sync(keys.lance_under(self.root))
+            except (ObjectNotFound, StoreUnavailable, OSError) as e:  # (a file cleaned up meanwhile)
+                log.warning("index %s: could not copy its Lance files here, reading the store: %s", self.index.id, e)
+                copied = None
+            if copied is not None:
+                return await anyio.to_thread.run_sync(self.fresh_snapshot, *copied)
+        return await anyio.to_thread.run_sync(self.fresh_snapshot)
+
+    def fresh_snapshot(self, location: LanceLocation | None = None, version: int | None = None) -> Any:
+        """A new read-only, warmed handle on the dataset's newest version, or ``version`` at
+        ``location`` (a local copy), blocking: run it in a thread."""
         fresh = LanceDataset(
-            self.dataset.location, self.index.dimension, self.index.metric, self.settings.tuning, session=self.session
+            location or self.dataset.location,
+            self.index.dimension,
+            self.index.metric,
+            self.settings.tuning,
+            session=self.session,
         )
-        fresh.open()
+        fresh.open(version)
         if fresh.snapshot() is not None:
             warm(fresh.snapshot(), self.settings.tuning)  # here, not in a query
         return fresh.snapshot()

@@ -19,7 +19,17 @@ from engine import keys
 from engine.catalog.state import Index
 from engine.clock import Clock, IdSource
 from engine.context import RequestContext
-from engine.dataset import Hit, forget_row_keys, key_hash, scan_keys, search, take, text_config, wants_prefix_index
+from engine.dataset import (
+    Hit,
+    LanceMirror,
+    forget_row_keys,
+    key_hash,
+    scan_keys,
+    search,
+    take,
+    text_config,
+    wants_prefix_index,
+)
 from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Throttled, Unavailable
 from engine.log import Appender, EventObject, read_log
 from engine.log.event import ARROW, TEXT_SEARCH_CHANGED, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
@@ -43,7 +53,14 @@ CHECKPOINT_POLL = 1.0  # seconds between checkpoint reads when another process f
 
 class LiveIndex:
     def __init__(
-        self, store: ObjectStore, index: Index, settings: Settings, clock: Clock, ids: IdSource, holder: str
+        self,
+        store: ObjectStore,
+        index: Index,
+        settings: Settings,
+        clock: Clock,
+        ids: IdSource,
+        holder: str,
+        mirror: LanceMirror | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -56,6 +73,7 @@ class LiveIndex:
         self.reader: Any = None
         lease = Lease(store, keys.index_lease(index.bucket_id, index.id), holder, clock, settings.lease_seconds)
         self.materializer = Materializer(store, index, settings, publish=self.publish, lease=lease)
+        self.materializer.mirror = mirror
         self.materializer.dataset.text_pairs = config_pairs(index.text_search)
         self._appender: Appender | None = None
         self.activity = ActivityMark(store, index, clock, settings.materialize_idle_exit)
@@ -67,7 +85,7 @@ class LiveIndex:
 
     async def open(self) -> None:
         self.checkpoint = await read_checkpoint(self.store, self.index)
-        self.reader = await anyio.to_thread.run_sync(self.materializer.fresh_snapshot)
+        self.reader = await self.materializer.fresh_reader()
         self.tail = Tail(self.index.metric, base_seq=self.checkpoint.seq)
         await self.refresh()
         self._appender = Appender(
@@ -136,7 +154,7 @@ class LiveIndex:
                 cp = await read_checkpoint(self.store, self.index)
                 # A newer seq, or the same seq on a newer Lance version (its index maintained).
                 if (cp.seq, cp.lance_version) > (self.checkpoint.seq, self.checkpoint.lance_version):
-                    await self.publish(cp, await anyio.to_thread.run_sync(self.materializer.fresh_snapshot))
+                    await self.publish(cp, await self.materializer.fresh_reader())
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -220,6 +238,8 @@ class LiveIndex:
     def close(self) -> None:
         """The index was deleted or closed: drop what this process keeps for it beyond this object."""
         forget_row_keys(self.reader)
+        if self.materializer.mirror is not None:
+            self.materializer.mirror.release(keys.lance_under(self.materializer.root))
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ near-random 50k x 128); more probes never cost recall; a zero target keeps the c
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import numpy as np
 
@@ -24,7 +26,12 @@ def _recall(reader: object, base: np.ndarray, queries: np.ndarray, tuning: objec
     return found / (10 * len(queries))
 
 
-async def _built(backend: Backend, recall_target: float) -> tuple[object, np.ndarray, np.ndarray, object]:
+@contextlib.asynccontextmanager
+async def _built(
+    backend: Backend, recall_target: float
+) -> AsyncIterator[tuple[object, np.ndarray, np.ndarray, object]]:
+    """(reader, vectors, queries, tuning) of a freshly built index, while its engine is open (on
+    S3 the reader reads the engine's local copy of the dataset, removed when it closes)."""
     rng = np.random.default_rng(5)
     base = rng.standard_normal((N, D)).astype(np.float32)  # near-random: the hard case for IVF
     queries = rng.standard_normal((40, D)).astype(np.float32)  # not rows of the index
@@ -35,11 +42,15 @@ async def _built(backend: Backend, recall_target: float) -> tuple[object, np.nda
         await eng.materialize(INDEX)
         reader = (await eng.live(INDEX)).reader
         assert VECTOR_INDEX in {i["name"] for i in reader.list_indices()}
-        return reader, base, queries, tuned.settings.tuning
+        yield reader, base, queries, tuned.settings.tuning
 
 
 async def test_a_build_calibrates_its_probe_count_to_the_recall_target(backend: Backend) -> None:
-    reader, base, queries, tuning = await _built(backend, recall_target=0.95)
+    async with _built(backend, recall_target=0.95) as (reader, base, queries, tuning):
+        _check_calibrated(reader, base, queries, tuning)
+
+
+def _check_calibrated(reader: object, base: np.ndarray, queries: np.ndarray, tuning: object) -> None:
     stored = json.loads(reader.metadata[PROBES])  # type: ignore[attr-defined]
     dims = shape(reader, tuning)  # type: ignore[arg-type]
     floor = default_probes(tuning, N, dims.partitions)  # type: ignore[arg-type]
@@ -51,7 +62,11 @@ async def test_a_build_calibrates_its_probe_count_to_the_recall_target(backend: 
 
 
 async def test_more_probes_never_lower_recall_and_a_zero_target_keeps_the_setting(backend: Backend) -> None:
-    reader, base, queries, tuning = await _built(backend, recall_target=0.0)
+    async with _built(backend, recall_target=0.0) as (reader, base, queries, tuning):
+        _check_uncalibrated(reader, base, queries, tuning)
+
+
+def _check_uncalibrated(reader: object, base: np.ndarray, queries: np.ndarray, tuning: object) -> None:
     assert PROBES not in reader.metadata  # type: ignore[attr-defined]
     dims = shape(reader, tuning)  # type: ignore[arg-type]
     assert dims.nprobes == default_probes(tuning, N, dims.partitions)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ FIGURES = [
     "log_bytes_per_vector",
     "lance_p50_ms",
     "server_over_lance_p50",
+    "lance_nprobes",
     "get_one_p50_ms",
     "server_get_one_p50_ms",
     "get_index_p50_ms",

@@ -174,7 +174,10 @@ def _measure(ds: data.Dataset, quick: bool, work: Path) -> dict[str, Any]:
         # the index costs, apart from what ingesting it cost.
         server.stop()
         server = Server(work / "root")
-        raw = peers.RawLance(ds, work, tuning)
+        shape = peers.index_shape(index_paths(server.root)[2]) if build else None
+        share = shape["index_probes"] / shape["index_partitions"] if shape and shape["index_probes"] else None
+        raw = peers.RawLance(ds, work, tuning, share)
+        fig["lance_nprobes"] = raw.nprobes
         fig["lance_build_s"] = raw.build_seconds
 
         truth = {s: data.exact_top(ds, 100, s) for s in data.FILTERS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine.dataset import index_params, refine_for, stats_partitions
+from engine.dataset import PROBES, index_params, refine_for, stats_partitions
 from engine.settings import IndexTuning
 from tools.bench.data import Dataset
 
@@ -34,8 +35,10 @@ def index_shape(lance_dir: Path) -> dict[str, Any] | None:
     if not any(i["name"] == "vector_idx" for i in ds.list_indices()):
         return None
     stats = ds.stats.index_stats("vector_idx")
+    calibrated = json.loads(ds.metadata.get(PROBES, "{}"))
     return {
         "index_partitions": stats_partitions(stats),
+        "index_probes": int(calibrated.get("nprobes", 0)),  # 0: not calibrated
         "index_segments": int(stats.get("num_segments", 1)),
         "index_unindexed_rows": int(stats.get("num_unindexed_rows", 0)),
     }
@@ -44,7 +47,9 @@ def index_shape(lance_dir: Path) -> dict[str, Any] | None:
 class RawLance:
     """The same data and index parameters as vecledger's materializer, queried directly."""
 
-    def __init__(self, data: Dataset, workdir: Path, tuning: IndexTuning) -> None:
+    def __init__(self, data: Dataset, workdir: Path, tuning: IndexTuning, share: float | None = None) -> None:
+        """``share``: the share of its partitions the server probes (its calibrated count over
+        its partitions), probed here too, so both scan alike; None: ``tuning.nprobes``."""
         self.tuning = tuning
         path = workdir / "raw.lance"
         shutil.rmtree(path, ignore_errors=True)
@@ -53,6 +58,8 @@ class RawLance:
         ds.create_index("vector", metric="l2", **index_params(tuning, data.n, data.d))
         self.build_seconds = time.perf_counter() - started
         self.ds = lance.dataset(str(path))
+        partitions = index_params(tuning, data.n, data.d)["num_partitions"]
+        self.nprobes = tuning.nprobes if share is None else max(1, min(partitions, round(share * partitions)))
 
     def query(self, q: np.ndarray, k: int, sql: str | None = None) -> list[int]:
         t = self.ds.to_table(
@@ -60,7 +67,7 @@ class RawLance:
                 "column": "vector",
                 "q": q,
                 "k": k,
-                "nprobes": self.tuning.nprobes,
+                "nprobes": self.nprobes,
                 "refine_factor": refine_for(k, self.tuning),
             },
             columns=["key"],  # what the server reads for a query without distances or metadata
