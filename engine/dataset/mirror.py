@@ -11,7 +11,7 @@ fetched. Queries then read local files; the only per-query store request left is
 freshness probe. Writes still go to S3 (the materializer's own handle): S3 stays the truth.
 
 Bounded by ``budget`` bytes: an index that does not fit is served from S3 as before, and copies of
-indexes no longer open are removed, least recently synced first, to make room. Files the newest
+indexes closed for ``grace`` seconds are removed, least recently synced first, to make room. Files the newest
 version no longer reads are removed at the sync after next (a reader of the version before may
 still be finishing a query with them).
 """
@@ -32,8 +32,11 @@ from engine.store import LanceLocation, ObjectStore
 log = logging.getLogger("vecledger.mirror")
 
 _U64 = 2**64 - 1
+# Lance's layout inside a dataset (not vecledger's object keys, which engine/keys.py builds).
+LANCE_DATA, LANCE_DELETIONS, LANCE_INDICES = "data", "_deletions", "_indices"
 CHUNK = 16 * 1024 * 1024  # larger files are fetched in ranges of this size (bounded memory)
 PARALLEL = 8
+RELEASE_GRACE = 30.0
 
 
 def manifest_version(name: str) -> int | None:
@@ -58,7 +61,11 @@ class LanceMirror:
         self._open: set[str] = set()
         self._previous: dict[str, set[str]] = {}  # prefix -> files the version before read
         self._locks: dict[str, anyio.Lock] = {}
+        self._released: dict[str, float] = {}  # prefix -> monotonic time its index was closed
         self.fetched_bytes = 0
+        # A closed index's copy is kept this long before it may be removed: a request that took
+        # the index before it closed may still be reading it.
+        self.grace = RELEASE_GRACE
 
     @classmethod
     async def open(cls, store: ObjectStore, folder: Path, budget: int) -> LanceMirror:
@@ -90,6 +97,7 @@ class LanceMirror:
         version; None when the dataset does not exist yet or does not fit the budget (read it
         from the store)."""
         lock = self._locks.setdefault(prefix, anyio.Lock())
+        self._open.add(prefix)  # from now on: no other sync may remove this copy to make room
         async with lock:
             listing = {o.key[len(prefix) + 1 :]: o.size async for o in self.store.list(prefix + "/")}
             versions = {v: name for name in listing if (v := manifest_version(name)) is not None}
@@ -121,19 +129,25 @@ class LanceMirror:
             self._bytes[prefix] = await anyio.to_thread.run_sync(_prune, here, keep)
             self._previous[prefix] = wanted
             self._synced[prefix] = self.store.clock.monotonic()
-            self._open.add(prefix)
             return LanceLocation(str(here)), version
 
     def release(self, prefix: str) -> None:
         """The index is closed: its copy may be removed to make room for others."""
         self._open.discard(prefix)
+        self._released[prefix] = self.store.clock.monotonic()
 
     async def _make_room(self, prefix: str, size: int) -> None:
-        others = sorted((t, p) for p, t in self._synced.items() if p != prefix and p not in self._open)
+        now = self.store.clock.monotonic()
+
+        def removable(p: str) -> bool:
+            closed_at = self._released.get(p)
+            return p != prefix and p not in self._open and (closed_at is None or now - closed_at >= self.grace)
+
+        others = sorted((t, p) for p, t in self._synced.items() if removable(p))
         while others and self.used_bytes() - self._bytes.get(prefix, 0) + size > self.budget:
             _, victim = others.pop(0)
             await anyio.to_thread.run_sync(shutil.rmtree, self._here(victim), True)
-            for table in (self._bytes, self._synced, self._previous):
+            for table in (self._bytes, self._synced, self._previous, self._released):
                 table.pop(victim, None)
 
     async def _fetch(self, prefix: str, name: str, size: int) -> None:
@@ -176,9 +190,9 @@ def _referenced(here: Path, version: int, manifest: str, listing: dict[str, int]
         return None
     fragments = ds.get_fragments()
     wanted = {manifest}
-    wanted |= {f"data/{df.path}" for f in fragments for df in f.data_files()}
-    live = tuple(f"_deletions/{f.fragment_id}-" for f in fragments)
-    indexes = tuple(f"_indices/{i['uuid']}/" for i in ds.list_indices())
+    wanted |= {f"{LANCE_DATA}/{df.path}" for f in fragments for df in f.data_files()}
+    live = tuple(f"{LANCE_DELETIONS}/{f.fragment_id}-" for f in fragments)
+    indexes = tuple(f"{LANCE_INDICES}/{i['uuid']}/" for i in ds.list_indices())
     wanted |= {n for n in listing if (live and n.startswith(live)) or (indexes and n.startswith(indexes))}
     return {n for n in wanted if n in listing}
 

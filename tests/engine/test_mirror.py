@@ -111,6 +111,7 @@ async def test_closed_indexes_make_room_for_open_ones(backend: Backend) -> None:
         first = await eng.live(INDEX)
         both = mirror.used_bytes()  # two copies of about the same size
         mirror.budget = both * 3 // 4  # room for one, not two
+        mirror.grace = 0.0  # (a closed index's copy waits 30 s for requests still reading it)
         first.close()  # closed: its copy may go
         # The next copy of the other index (after a fold) makes room by removing the first.
         await eng.put_vectors(CTX, other, ["new"], np.ones((1, D), np.float32), [{}])
