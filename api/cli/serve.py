@@ -254,7 +254,9 @@ def materialize(root: str, s3_endpoint: str | None, region: str) -> None:
     from engine import Engine
 
     async def run() -> None:
-        async with Engine.open(root, engine_settings(s3_endpoint, region)) as engine:
+        # It answers no reads: no local copies of Lance files (the cache tier is for serving).
+        settings = replace(engine_settings(s3_endpoint, region), cache_bytes=0)
+        async with Engine.open(root, settings) as engine:
             logging.getLogger("vecledger").info("materializing %s as %s", root, engine.holder)
             await anyio.sleep_forever()
 
