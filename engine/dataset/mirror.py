@@ -106,7 +106,8 @@ class LanceMirror:
             version = max(versions)
             here = self._here(prefix)
             manifest = versions[version]
-            await self._fetch(prefix, manifest, listing[manifest])
+            if await anyio.to_thread.run_sync(_missing, here, [manifest], listing):
+                await self._fetch(prefix, manifest, listing[manifest])
             wanted = await anyio.to_thread.run_sync(_referenced, here, version, manifest, listing)
             if wanted is None:
                 return None
@@ -115,7 +116,7 @@ class LanceMirror:
                 log.info("%s: %d MB is over the cache's budget; served from the store", prefix, size >> 20)
                 return None
             await self._make_room(prefix, size)
-            missing = [n for n in sorted(wanted) if not _present(here / n, listing[n])]
+            missing = await anyio.to_thread.run_sync(_missing, here, sorted(wanted), listing)
             limit = anyio.CapacityLimiter(PARALLEL)
 
             async def one(name: str) -> None:
@@ -153,8 +154,6 @@ class LanceMirror:
     async def _fetch(self, prefix: str, name: str, size: int) -> None:
         """Copy one object here, whole or not at all (written aside, then renamed)."""
         target = self._here(prefix) / name
-        if await anyio.to_thread.run_sync(_present, target, size):
-            return
         key = f"{prefix}/{name}"
         if size <= CHUNK:
             parts = [(await self.store.get(key)).data]
@@ -164,11 +163,16 @@ class LanceMirror:
         self.fetched_bytes += size
 
 
-def _present(path: Path, size: int) -> bool:
-    try:
-        return path.stat().st_size == size
-    except FileNotFoundError:
-        return False
+def _missing(here: Path, names: list[str], listing: dict[str, int]) -> list[str]:
+    """The names not copied here yet (or cut short: a copy is complete when its size is)."""
+
+    def present(path: Path, size: int) -> bool:
+        try:
+            return path.stat().st_size == size
+        except FileNotFoundError:
+            return False
+
+    return [n for n in names if not present(here / n, listing[n])]
 
 
 def _write(target: Path, parts: list[bytes]) -> None:

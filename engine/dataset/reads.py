@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from engine.dataset.schema import (
     Hit,
     Pairs,
     ivf_partitions,
+    per_version,
     sql_list,
     stats_partitions,
 )
@@ -34,23 +34,10 @@ from engine.settings import IndexTuning
 
 log = logging.getLogger("vecledger.lance")
 
-_per_version: dict[tuple[str, str, int, str], Any] = {}
-
-
-def _cached(what: str, ds: Any, arg: str, compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per (what, dataset version, arg): a version never changes, so what reads
-    derive from it (filter match counts, index shape, text statistics) is computed once."""
-    key = (what, str(ds.uri), int(ds.version), arg)
-    if key not in _per_version:
-        if len(_per_version) > 4096:
-            _per_version.clear()
-        _per_version[key] = compute()
-    return _per_version[key]
-
 
 def _matches(ds: Any, sql_filter: str) -> int:
     """How many rows a filter keeps, cached per dataset version (a scan of the filter columns)."""
-    return int(_cached("matches", ds, sql_filter, lambda: int(ds.count_rows(filter=sql_filter))))
+    return int(per_version("matches", ds, sql_filter, lambda: int(ds.count_rows(filter=sql_filter))))
 
 
 @dataclass(frozen=True)
@@ -88,7 +75,7 @@ def shape(ds: Any, tuning: IndexTuning) -> _Shape:
         unindexed = int(stats.get("num_unindexed_rows", 0))
         return _Shape(rows, partitions, count, str(stats.get("index_type", "IVF")), unindexed, prefixed)
 
-    shaped: _Shape = _cached("shape", ds, str(tuning.nprobes), compute)
+    shaped: _Shape = per_version("shape", ds, str(tuning.nprobes), compute)
     return shaped
 
 
@@ -258,7 +245,7 @@ def text_stats(ds: Any, tag: str) -> tuple[int, int]:
             total += int(pc.sum(counts).as_py() or 0)
         return docs, total
 
-    stats: tuple[int, int] = _cached("text_stats", ds, tag, compute)
+    stats: tuple[int, int] = per_version("text_stats", ds, tag, compute)
     return stats
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine.dataset.schema import key_hash
+from engine.dataset.schema import key_hash, per_version
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class _Keys:
 
 
 _fragments: dict[tuple[str, int], _Keys] = {}
-_live: dict[tuple[str, int], tuple[int, ...]] = {}  # (uri, version) -> its fragment ids
 
 
 def _fragment(uri: str, ds: Any, fragment_id: int) -> _Keys:
@@ -56,21 +55,13 @@ def _fragment(uri: str, ds: Any, fragment_id: int) -> _Keys:
 
 
 def _fragment_ids(ds: Any) -> tuple[int, ...]:
-    key = (str(ds.uri), int(ds.version))
-    ids = _live.get(key)
-    if ids is None:
-        if len(_live) > 4096:
-            _live.clear()
-        ids = _live[key] = tuple(f.fragment_id for f in ds.get_fragments())
+    ids: tuple[int, ...] = per_version("fragments", ds, "", lambda: tuple(f.fragment_id for f in ds.get_fragments()))
     return ids
 
 
 def _drop(uri: str, keep: Collection[int] = ()) -> None:
     for stale in [k for k in _fragments if k[0] == uri and k[1] not in keep]:
         _fragments.pop(stale, None)
-    if not keep:
-        for stale_version in [k for k in _live if k[0] == uri]:
-            _live.pop(stale_version, None)
 
 
 def keys_of(ds: Any, row_ids: pa.Array | pa.ChunkedArray) -> list[str]:

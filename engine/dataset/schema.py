@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,21 @@ def text_values(metadata: pa.Array | pa.ChunkedArray, pairs: Pairs) -> pa.Array:
     if not pairs:
         return pa.nulls(len(metadata), pa.string())
     return pa.array([text_column(parse_metadata(m), pairs) for m in metadata.to_pylist()], pa.string())
+
+
+_per_version: dict[tuple[str, str, int, str], Any] = {}
+
+
+def per_version(what: str, ds: Any, arg: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per (what, dataset version, arg): a version never changes, so what reads
+    derive from it (filter match counts, index shape, text statistics, fragment ids) is computed
+    once."""
+    key = (what, str(ds.uri), int(ds.version), arg)
+    if key not in _per_version:
+        if len(_per_version) > 4096:
+            _per_version.clear()
+        _per_version[key] = compute()
+    return _per_version[key]
 
 
 def key_hash(key: str) -> int:

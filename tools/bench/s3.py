@@ -18,17 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import lance
 import numpy as np
 
-from engine import keys
 from engine.dataset import PROBES, refine_for
 from engine.settings import IndexTuning
 from tools.bench import clients, data
 from tools.bench.s3proxy import DelayProxy
 from tools.bench.server import Server
 from tools.crash.procs import moto_server
+from tools.soak.measure import RootView
 from tools.tenants.__main__ import settle
 
 BUCKET, INDEX, S3_BUCKET, PREFIX = "bench", "vectors", "vecledger-bench", "root"
@@ -80,25 +79,11 @@ def fill(server: Server, ds: data.Dataset) -> None:
     settle(server, timeout=1800)
 
 
-def s3_client(endpoint: str) -> Any:
-    creds = {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
-
-
-def lance_uri(endpoint: str) -> str:
-    """The S3 URI of the bench's one Lance dataset (found by listing the root)."""
-    s3 = s3_client(endpoint)
-    found = s3.list_objects_v2(Bucket=S3_BUCKET, Prefix=f"{PREFIX}/{keys.DATA}")["Contents"]
-    bucket_id, index_id = found[0]["Key"].split("/")[2:4]
-    return f"s3://{S3_BUCKET}/{PREFIX}/{keys.index_lance(bucket_id, index_id)}"
-
-
-def raw_lance(uri: str, proxy: DelayProxy, ds: data.Dataset, count: int) -> tuple[float, float]:
+def raw_lance(view: RootView, proxy: DelayProxy, ds: data.Dataset, count: int) -> tuple[float, float]:
     """Raw pylance on the server's own S3 dataset, through the proxy, with the server's probe
     count and refine factor: (p50 ms, requests per query)."""
-    opts = {"aws_endpoint": proxy.url, "allow_http": "true", "aws_region": "us-east-1"}
-    opts |= {"aws_access_key_id": "t", "aws_secret_access_key": "t"}
-    dataset = lance.dataset(uri, storage_options=opts)
+    location = view.lance(*view.index_ids())
+    dataset = lance.dataset(location.uri, storage_options=location.storage_options | {"aws_endpoint": proxy.url})
     tuning = IndexTuning()
     probes = json.loads(dataset.metadata.get(PROBES, "{}")).get("nprobes", tuning.nprobes)
 
@@ -128,11 +113,10 @@ def main(argv: list[str] | None = None) -> None:
             rows.setdefault(name, {})["local p50 ms"] = timed(op, a.count, None)[0]
         local.stop()
         with moto_server() as endpoint, DelayProxy(endpoint) as proxy:
-            s3_client(endpoint).create_bucket(Bucket=S3_BUCKET)
-            root, s3root = work / "s3" / "root", f"s3://{S3_BUCKET}/{PREFIX}"
+            view = RootView.s3(endpoint, S3_BUCKET, PREFIX)  # creates the bucket
+            root, s3root = work / "s3" / "root", view.root
             server = Server(root, s3_root=s3root, s3_endpoint=proxy.url)
             fill(server, ds)
-            uri = lance_uri(endpoint)
             for delay in [float(d) for d in a.delays.split(",")]:
                 proxy.delay = delay / 1000
                 col = f"s3 +{delay:g} ms"
@@ -142,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
 
                 for name, op in operations(server, ds).items():
                     record(name, *timed(op, a.count, proxy))
-                record("raw pylance query", *raw_lance(uri, proxy, ds, a.count))
+                record("raw pylance query", *raw_lance(view, proxy, ds, a.count))
                 # A restart: the first query of the index, from a new process.
                 server.stop()
                 before = proxy.count()
