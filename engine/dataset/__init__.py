@@ -32,6 +32,7 @@ os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
 from engine.dataset.copies import copy_version, open_version, row_digests
 from engine.dataset.mirror import LanceMirror
 from engine.dataset.reads import (
+    calibrated_probes,
     refine_for,
     scan_keys,
     scan_metadata,
@@ -80,6 +81,7 @@ __all__ = [
     "LanceDataset",
     "LanceMirror",
     "Pairs",
+    "calibrated_probes",
     "clean",
     "configure_caches",
     "copy_version",

@@ -60,6 +60,7 @@ class Materializer:
         until: int | None = None,
         checkpoint_key: str | None = None,
         lease: Lease | None = None,
+        mirror: LanceMirror | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -75,7 +76,7 @@ class Materializer:
         location = store.lance_location(keys.lance_under(self.root))
         # The served handles' caches (a replay's dataset is read once, in the process's session).
         self.session = IndexSession() if target is None else None
-        self.mirror: LanceMirror | None = None  # the serving process's copies (LiveIndex sets it)
+        self.mirror = mirror  # the serving process's local copies of S3 datasets (None: read the store)
         self.dataset = LanceDataset(
             location,
             index.dimension,

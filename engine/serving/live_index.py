@@ -72,8 +72,7 @@ class LiveIndex:
         self.checkpoint = Checkpoint()
         self.reader: Any = None
         lease = Lease(store, keys.index_lease(index.bucket_id, index.id), holder, clock, settings.lease_seconds)
-        self.materializer = Materializer(store, index, settings, publish=self.publish, lease=lease)
-        self.materializer.mirror = mirror
+        self.materializer = Materializer(store, index, settings, publish=self.publish, lease=lease, mirror=mirror)
         self.materializer.dataset.text_pairs = config_pairs(index.text_search)
         self._appender: Appender | None = None
         self.activity = ActivityMark(store, index, clock, settings.materialize_idle_exit)

@@ -174,8 +174,8 @@ def _measure(ds: data.Dataset, quick: bool, work: Path) -> dict[str, Any]:
         # the index costs, apart from what ingesting it cost.
         server.stop()
         server = Server(work / "root")
-        shape = peers.index_shape(index_paths(server.root)[2]) if build else None
-        share = shape["index_probes"] / shape["index_partitions"] if shape and shape["index_probes"] else None
+        # (the index's shape, calibrated probes included, was read into ``fig`` after the ingest)
+        share = fig["index_probes"] / fig["index_partitions"] if fig.get("index_probes") else None
         raw = peers.RawLance(ds, work, tuning, share)
         fig["lance_nprobes"] = raw.nprobes
         fig["lance_build_s"] = raw.build_seconds

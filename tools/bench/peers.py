@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import lance
 import numpy as np
 import pyarrow as pa
 
-from engine.dataset import PROBES, index_params, refine_for, stats_partitions
+from engine.dataset import calibrated_probes, index_params, refine_for, stats_partitions
 from engine.settings import IndexTuning
 from tools.bench.data import Dataset
 
@@ -35,10 +34,10 @@ def index_shape(lance_dir: Path) -> dict[str, Any] | None:
     if not any(i["name"] == "vector_idx" for i in ds.list_indices()):
         return None
     stats = ds.stats.index_stats("vector_idx")
-    calibrated = json.loads(ds.metadata.get(PROBES, "{}"))
+    partitions = stats_partitions(stats)
     return {
-        "index_partitions": stats_partitions(stats),
-        "index_probes": int(calibrated.get("nprobes", 0)),  # 0: not calibrated
+        "index_partitions": partitions,
+        "index_probes": calibrated_probes(ds, partitions) or 0,  # 0: not calibrated
         "index_segments": int(stats.get("num_segments", 1)),
         "index_unindexed_rows": int(stats.get("num_unindexed_rows", 0)),
     }

@@ -21,7 +21,7 @@ from typing import Any
 import lance
 import numpy as np
 
-from engine.dataset import PROBES, refine_for
+from engine.dataset import refine_for, shape
 from engine.settings import IndexTuning
 from tools.bench import clients, data
 from tools.bench.s3proxy import DelayProxy
@@ -85,7 +85,7 @@ def raw_lance(view: RootView, proxy: DelayProxy, ds: data.Dataset, count: int) -
     location = view.lance(*view.index_ids())
     dataset = lance.dataset(location.uri, storage_options=location.storage_options | {"aws_endpoint": proxy.url})
     tuning = IndexTuning()
-    probes = json.loads(dataset.metadata.get(PROBES, "{}")).get("nprobes", tuning.nprobes)
+    probes = shape(dataset, tuning).nprobes  # the server's: calibrated, or the default
 
     def query(i: int) -> Any:
         nearest = {"column": "vector", "q": ds.queries[i % len(ds.queries)], "k": 10, "nprobes": probes}
