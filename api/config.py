@@ -126,7 +126,8 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
     ``VECLEDGER_REFINE_FACTOR``; the materializer lease time from ``VECLEDGER_LEASE_SECONDS``;
     retention from ``VECLEDGER_PITR_WINDOW``, ``VECLEDGER_VERSION_GRACE``,
     ``VECLEDGER_PRUNE_INTERVAL`` and ``VECLEDGER_LOG_RETENTION`` (seconds; unset keeps the log)
-    and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); when an idle materializer parks from
+    and ``VECLEDGER_CATALOG_SNAPSHOT_EVERY`` (events); how old a catalog state data reads may use
+    from ``VECLEDGER_CATALOG_STALENESS`` (seconds); when an idle materializer parks from
     ``VECLEDGER_MATERIALIZE_IDLE_EXIT`` (seconds) and when an idle index closes from
     ``VECLEDGER_INDEX_CLOSE_AFTER``, ``VECLEDGER_MAX_OPEN_INDEXES`` and ``VECLEDGER_OPEN_CACHE_MB``;
     each index's Lance caches from ``VECLEDGER_INDEX_CACHE_MB`` and ``VECLEDGER_METADATA_CACHE_MB``;
@@ -150,6 +151,7 @@ def engine_settings(s3_endpoint: str | None, region: str, env: dict[str, str] | 
         metadata_cache_bytes=int(
             float(env.get("VECLEDGER_METADATA_CACHE_MB", Settings.metadata_cache_bytes / MB)) * MB
         ),
+        catalog_staleness=float(env.get("VECLEDGER_CATALOG_STALENESS", Settings.catalog_staleness)),
         catalog_snapshot_every=int(env.get("VECLEDGER_CATALOG_SNAPSHOT_EVERY", Settings.catalog_snapshot_every)),
         materialize_idle_exit=float(env.get("VECLEDGER_MATERIALIZE_IDLE_EXIT", Settings.materialize_idle_exit)),
         index_close_after=float(env.get("VECLEDGER_INDEX_CLOSE_AFTER", Settings.index_close_after)),

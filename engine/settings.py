@@ -89,6 +89,11 @@ class Settings:
     fold_max_events: int = 2_000
     fold_max_rows: int = 50_000
     materialize_interval: float = 0.2
+    # Data reads (GetVectors, ListVectors, QueryVectors) may use a catalog state probed at most this
+    # many seconds ago instead of probing the catalog's log (engine/catalog/follower.py): an index's
+    # own changes still reach them at once, through marks in its log; a bucket's policy may take
+    # this long. 0: every read probes the catalog too (two store requests a read on S3, not one).
+    catalog_staleness: float = 1.0
     # An idle materializer polls the log for other processes' writes at most this far apart.
     materialize_idle_interval: float = 5.0
     # After this many seconds without a fold, an index's materializer parks: its lease released,

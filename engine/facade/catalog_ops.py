@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine import keys
 from engine.catalog import Bucket, Catalog, Index
 from engine.catalog.state import ENHANCED_ONLY_SINCE
 from engine.clock import IdSource
@@ -16,10 +17,11 @@ from engine.context import RequestContext
 from engine.errors import IndexNotFound, PolicyNotFound, ValidationError
 from engine.facade.runtime import IndexRuntime
 from engine.ids import short_id
+from engine.log import Appender
 from engine.log import event as ev
 from engine.query import validate
 from engine.refs import BucketRef, IndexRef
-from engine.serving.live_index import LiveIndex
+from engine.serving.live_index import LiveIndex, record_changed_event
 from engine.settings import Settings
 
 
@@ -91,7 +93,7 @@ class CatalogOps:
         return self.catalog.state.bucket(ref.account, ref.name)
 
     async def get_bucket(self, ref: BucketRef) -> Bucket:
-        return (await self.catalog.refresh()).bucket(ref.account, ref.name)
+        return await self.catalog.find(lambda state: state.bucket(ref.account, ref.name))
 
     async def list_buckets(self, account: str, prefix: str = "") -> list[Bucket]:
         state = await self.catalog.refresh()
@@ -191,8 +193,7 @@ class CatalogOps:
         return self.catalog.state.index(bucket, ref.name)
 
     async def get_index(self, ref: IndexRef) -> Index:
-        state = await self.catalog.refresh()
-        return state.index(state.bucket(ref.account, ref.bucket), ref.name)
+        return await self.catalog.find(lambda state: state.index(state.bucket(ref.account, ref.bucket), ref.name))
 
     async def list_indexes(self, ref: BucketRef, prefix: str = "") -> list[Index]:
         state = await self.catalog.refresh()
@@ -202,12 +203,29 @@ class CatalogOps:
     async def delete_index(self, ctx: RequestContext, ref: IndexRef) -> None:
         index = await self.get_index(ref)
         await self.catalog.submit(ctx, ev.INDEX_DELETED, {"bucket_id": index.bucket_id, "index_id": index.id})
-        self.runtime.forget(index.id)
+        try:
+            await self._mark(ctx, index, ev.INDEX_DELETED)
+        finally:
+            self.runtime.forget(index.id)
 
     async def update_index_mode(self, ctx: RequestContext, ref: IndexRef, mode: str) -> None:
         index = await self.get_index(ref)
         _check_mode(self.catalog.state.buckets[index.bucket_id], mode, "indexMode")
         await self.catalog.submit(ctx, ev.INDEX_MODE_CHANGED, {"index_id": index.id, "mode": mode})
+        await self._mark(ctx, index, ev.INDEX_MODE_CHANGED)
+
+    async def _mark(self, ctx: RequestContext, index: Index, change: str) -> None:
+        """Mark the index's log after a change to its catalog record, before it is acknowledged,
+        so that reads in every process that trust a recent catalog state see it (``Catalog``).
+        Through the open index if there is one (its appender is the log's in this process)."""
+        live = self.runtime.get(index.id)
+        if live is not None:
+            await live.record_changed(ctx, change)
+            return
+        event = record_changed_event(ctx, self.ids, self.catalog.clock, change)
+        await Appender(self.catalog.store, keys.index_log(index.bucket_id, index.id), self.catalog.clock).append(
+            [event]
+        )
 
     async def set_index_retention(self, ctx: RequestContext, ref: IndexRef, changes: dict[str, float | None]) -> Index:
         """Change how long an index keeps restore points (``pitr_window``) and its log

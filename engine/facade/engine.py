@@ -46,7 +46,7 @@ class Engine:
         self.audit = AuditLog(store, clock, ids)
         # Names this process in materializer leases (and in logs when one takes over from another).
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{short_id(ids, HOLDER_ID)}"
-        self.runtime = IndexRuntime(store, settings, clock, ids, self.holder)
+        self.runtime = IndexRuntime(store, settings, clock, ids, self.holder, self.catalog.invalidate)
         self.indexes = CatalogOps(self.catalog, self.runtime, settings, ids)
         self.vectors = VectorOps(self.indexes, self.audit, settings)
         self.recovery = RecoveryOps(store, self.indexes, settings, clock, ids)

@@ -11,6 +11,7 @@ indexes: every materializing process is a candidate for the lease of every index
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import anyio
 from anyio.abc import TaskGroup
@@ -29,8 +30,17 @@ RELEASE_SECONDS = 5  # at close: how long releasing this process's leases may ta
 
 
 class IndexRuntime:
-    def __init__(self, store: ObjectStore, settings: Settings, clock: Clock, ids: IdSource, holder: str) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        settings: Settings,
+        clock: Clock,
+        ids: IdSource,
+        holder: str,
+        on_record_changed: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
+        self.on_record_changed = on_record_changed  # an index's log marked its catalog record changed
         self.mirror: LanceMirror | None = None  # the local copies of S3 roots' Lance files (Engine.open)
         self.settings = settings
         self.clock = clock
@@ -69,7 +79,16 @@ class IndexRuntime:
         async with self._opening:
             if index.id not in self._live:
                 self.close_cold(over=self.settings.max_open_indexes - 1)
-                live = LiveIndex(self.store, index, self.settings, self.clock, self.ids, self.holder, self.mirror)
+                live = LiveIndex(
+                    self.store,
+                    index,
+                    self.settings,
+                    self.clock,
+                    self.ids,
+                    self.holder,
+                    self.mirror,
+                    on_record_changed=self.on_record_changed,
+                )
                 await live.open()
                 self._live[index.id] = live
                 self._cached[index.id] = live.cache_bytes()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 
@@ -26,6 +27,7 @@ from engine.serving.records import ListPage, VectorRecord
 from engine.serving.text_search import TextQuery
 from engine.settings import Settings
 
+T = TypeVar("T")
 INLINE_FILTER_ITEMS = 64  # larger filters compile in a worker thread, off the event loop
 
 
@@ -124,11 +126,21 @@ class VectorOps:
         payload = {"requests_per_second": requests_per_second, "vectors_per_second": vectors_per_second}
         return await self.indexes.set_index_setting(ctx, ref, index, ev.INDEX_QUOTA, payload)
 
+    async def _read(self, ref: IndexRef, read: Callable[[LiveIndex], Awaitable[T]]) -> T:
+        """``read`` on the index ``ref`` names; run again, on a probed catalog, if a request that
+        trusted a recent catalog state learnt meanwhile (from an index's log) that it was voided:
+        the index may have been deleted, re-created or changed (``Catalog``)."""
+        result = await read(await self.indexes.live(ref))
+        if self.indexes.catalog.trusted():
+            return result
+        await self.indexes.catalog.refresh(probe=True)
+        return await read(await self.indexes.live(ref))
+
     async def get_vectors(
         self, ref: IndexRef, keys: list[str], *, return_data: bool = False, return_metadata: bool = False
     ) -> list[VectorRecord]:
-        live = await self.indexes.live(ref)
-        return await live.get(validate.keys(keys), return_data, return_metadata)
+        checked = validate.keys(keys)
+        return await self._read(ref, lambda live: live.get(checked, return_data, return_metadata))
 
     async def list_vectors(
         self,
@@ -147,18 +159,23 @@ class VectorOps:
             raise ValidationError("maxResults must be at least 1", field="maxResults")
         if segment_count < 1 or not 0 <= segment_index < segment_count:
             raise ValidationError("segmentIndex must be below segmentCount", field="segmentIndex")
-        live = await self.indexes.live(ref)
-        flt = await _compiled(filter, live.index)
-        return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata, flt)
+
+        async def read(live: LiveIndex) -> ListPage:
+            flt = await _compiled(filter, live.index)
+            return await live.list(limit, token, segment_count, segment_index, return_data, return_metadata, flt)
+
+        return await self._read(ref, read)
 
     async def query_vectors(self, ref: IndexRef, vector: Any, top_k: int, filter: Any = None) -> list[Hit]:
         """The ``top_k`` nearest vectors (fewer if fewer match the filter), nearest first."""
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValidationError("topK must be a positive integer", field="topK")
-        live = await self.indexes.live(ref)
-        q = validate.vector(live.index, vector)
-        flt = await _compiled(filter, live.index)
-        return await live.query(q, top_k, flt)
+
+        async def read(live: LiveIndex) -> list[Hit]:
+            q = validate.vector(live.index, vector)
+            return await live.query(q, top_k, await _compiled(filter, live.index))
+
+        return await self._read(ref, read)
 
     async def search(
         self,
@@ -182,7 +199,22 @@ class VectorOps:
         depth of each list, by default), for OSS's rrf retriever."""
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValidationError("topK must be a positive integer", field="topK")
-        live = await self.indexes.live(ref)
+        return await self._read(
+            ref, functools.partial(self._search, vector, texts, top_k, filter, metadata, distances, rrf_k, keep)
+        )
+
+    async def _search(
+        self,
+        vector: Any,
+        texts: list[tuple[str, str]],
+        top_k: int,
+        filter: Any,
+        metadata: bool,
+        distances: bool,
+        rrf_k: int,
+        keep: int | None,
+        live: LiveIndex,
+    ) -> list[Scored]:
         flt = await _compiled(filter, live.index)
         vector_hits: list[Scored] = []
         if vector is not None:

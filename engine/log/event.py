@@ -60,6 +60,12 @@ VECTORS_DELETED = "vectors.deleted"
 VECTORS_RESTORED = "vectors.restored"
 # "The text search configuration changed": folding it backfills the indexed text (no rows change).
 TEXT_SEARCH_CHANGED = "vectors.text_search"
+# "This index's catalog record changed" (deleted, its mode changed): written after the catalog
+# event and before the acknowledgement, so a reader that trusted a recent catalog state (the
+# catalog's ``tolerate``) looks again. No rows change.
+INDEX_CHANGED = "vectors.index_changed"
+# The marks that void a recent catalog state (the text configuration is part of the record too).
+RECORD_MARKS = frozenset({INDEX_CHANGED, TEXT_SEARCH_CHANGED})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -32,7 +33,16 @@ from engine.dataset import (
 )
 from engine.errors import CorruptEvent, PartialBatch, StoreUnavailable, Throttled, Unavailable
 from engine.log import Appender, EventObject, read_log
-from engine.log.event import ARROW, TEXT_SEARCH_CHANGED, VECTORS_DELETED, VECTORS_PUT, Event, json_payload
+from engine.log.event import (
+    ARROW,
+    INDEX_CHANGED,
+    RECORD_MARKS,
+    TEXT_SEARCH_CHANGED,
+    VECTORS_DELETED,
+    VECTORS_PUT,
+    Event,
+    json_payload,
+)
 from engine.log.payload import VectorBatch, Vectors, encode_vectors, parse_metadata
 from engine.materialize.activity import ActivityMark
 from engine.materialize.checkpoint import Checkpoint, read_checkpoint
@@ -61,8 +71,11 @@ class LiveIndex:
         ids: IdSource,
         holder: str,
         mirror: LanceMirror | None = None,
+        on_record_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
+        # Called when the log says this index's catalog record changed (``RECORD_MARKS``).
+        self.on_record_changed = on_record_changed
         self.index = index
         self.settings = settings
         self.clock = clock
@@ -116,6 +129,11 @@ class LiveIndex:
         payload = json_payload({"text_search": list(self.index.text_search)})
         await self._append([self._event(ctx, TEXT_SEARCH_CHANGED, payload, "json", {})])
 
+    async def record_changed(self, ctx: RequestContext, change: str) -> None:
+        """Mark the log: this index's catalog record changed (``change``: the catalog event's
+        type), so readers that trusted a recent catalog state look again (``Catalog``)."""
+        await self._append([record_changed_event(ctx, self.ids, self.clock, change)])
+
     def text_status(self) -> dict[tuple[str, str | None], str]:
         """ACTIVE for the text keys the served dataset indexes (or when it has no rows to backfill),
         BUILDING for the others: queries answer either way, exactly, the latter by a scan."""
@@ -140,6 +158,7 @@ class LiveIndex:
                 try:
                     async for obj in read_log(self.store, self.prefix, self.tail.seq):
                         self.tail.apply(obj)
+                        self._note_marks(obj)
                 except CorruptEvent as e:
                     # Never skip an entry: reads keep the last good state, writes are refused.
                     log.error("index %s: %s; serving the state before it, refusing writes", self.index.id, e)
@@ -183,6 +202,11 @@ class LiveIndex:
         """Fold our own appends without reading them back, when they are next in line."""
         if self.tail.seq == obj.seq - 1:
             self.tail.apply(obj, self._encoding)
+            self._note_marks(obj)
+
+    def _note_marks(self, obj: EventObject) -> None:
+        if any(e.type in RECORD_MARKS for e in obj.events):
+            self.on_record_changed()
 
     def _event(self, ctx: RequestContext, type: str, payload: bytes, fmt: str, attrs: dict[str, Any]) -> Event:
         return Event.new(
@@ -350,3 +374,9 @@ class LiveIndex:
         out = [shaped(records[k], return_data, return_metadata) for k in page if k in records]
         next_token = encode_token(page[-1], segment_count, segment_index) if more and page else None
         return ListPage(out, next_token)
+
+
+def record_changed_event(ctx: RequestContext, ids: IdSource, clock: Clock, change: str) -> Event:
+    """The ``INDEX_CHANGED`` mark of a change to an index's catalog record (``record_changed``)."""
+    payload = json_payload({"change": change})
+    return Event.new(ctx, id=ids.new_id(), type=INDEX_CHANGED, time=clock.now(), payload=payload, format="json")

@@ -61,3 +61,8 @@ def _serve_args() -> dict[str, object]:
         "write_vectors_per_second": None,
         "no_materialize": False,
     }
+
+
+def test_how_stale_a_catalog_data_reads_may_use_comes_from_the_environment() -> None:
+    assert engine_settings(None, "us-east-1", {}).catalog_staleness == 1.0
+    assert engine_settings(None, "us-east-1", {"VECLEDGER_CATALOG_STALENESS": "0"}).catalog_staleness == 0.0

@@ -130,8 +130,10 @@ async def test_recreated_index_starts_empty(backend: Backend) -> None:
         assert second.id != first.id
         assert await eng.query_vectors(INDEX, vec(1, 1, 1, 1), 3) == []
         assert (await eng.list_vectors(INDEX)).vectors == []
-        # The old index's log is still there, for audit and recovery.
-        assert [o.seq async for o in read_log(eng.store, keys.index_log(first.bucket_id, first.id))] == [0]
+        # The old index's log is still there, for audit and recovery, ending in the deletion's mark.
+        old = [o async for o in read_log(eng.store, keys.index_log(first.bucket_id, first.id))]
+        assert [[e.type for e in o.events] for o in old] == [["vectors.put"], ["vectors.index_changed"]]
+        assert old[1].events[0].json() == {"change": "index.deleted"}
 
 
 async def test_validation_keeps_bad_writes_out_of_the_log(backend: Backend) -> None:

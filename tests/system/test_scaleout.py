@@ -307,3 +307,23 @@ def test_three_processes_read_fresh_after_closing_idle_indexes(backend: Backend)
         while _marks(backend):  # the new writes are folded, then every materializer parks again
             assert time.monotonic() < deadline, _marks(backend)
             time.sleep(0.2)
+        # A deletion through one process reaches the next read through every other (which
+        # skipped its catalog probe: the deletion is marked in the index's log), and so does
+        # the index created again under that name.
+        procs[0].client.delete_index(vectorBucketName="shared", indexName=names[0])
+        for p in procs[1:]:
+            with pytest.raises(p.client.exceptions.NotFoundException):
+                p.client.query_vectors(
+                    vectorBucketName="shared", indexName=names[0], queryVector={"float32": _vector(0, 1)}, topK=3
+                )
+        procs[0].client.create_index(
+            vectorBucketName="shared", indexName=names[0], dataType="float32", dimension=D, distanceMetric="euclidean"
+        )
+        procs[0].client.put_vectors(
+            vectorBucketName="shared", indexName=names[0], vectors=[{"key": "anew", "data": {"float32": _vector(0, 3)}}]
+        )
+        for p in procs[1:]:
+            got = p.client.query_vectors(
+                vectorBucketName="shared", indexName=names[0], queryVector={"float32": _vector(0, 1)}, topK=3
+            )
+            assert [v["key"] for v in got["vectors"]] == ["anew"]

@@ -271,7 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run (CI)")
     ap.add_argument("--sizes", default=None, help="comma-separated NxD, default 1000000x128,200000x768")
-    ap.add_argument("--kind", choices=["clustered", "random"], default="clustered", help="synthetic data's shape")
+    ap.add_argument(
+        "--kind",
+        choices=["clustered", "random", "minilm"],
+        default="clustered",
+        help="the data: synthetic clusters, near-random vectors, or real MiniLM embeddings of docstrings (NxD: D=384)",
+    )
     ap.add_argument("--base", help=".npy of base vectors (with --queries): benchmark your own embeddings")
     ap.add_argument("--queries", help=".npy of query vectors")
     ap.add_argument("--json", default="bench-results.json", help="where to write every figure")
@@ -281,7 +286,9 @@ def main(argv: list[str] | None = None) -> None:
         datasets = [data.from_files(args.base, args.queries)]
     else:
         sizes = args.sizes or ("6000x32" if args.quick else "1000000x128,200000x768")
-        make = data.near_random if args.kind == "random" else data.synthetic
+        make = {"random": data.near_random, "minilm": lambda n, _d, nq: data.minilm(n, nq)}.get(
+            args.kind, data.synthetic
+        )
         datasets = [make(int(n), int(d), 200) for n, d in (s.split("x") for s in sizes.split(","))]
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},

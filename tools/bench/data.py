@@ -14,10 +14,12 @@ import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
 
-# Filters of known selectivity on a metadata field "b" uniform in 0..999, independent of the clusters.
+# Filters of known selectivity on a metadata field "b" in 0..999: uniform and independent of the
+# clusters for synthetic data, the package's position for real embeddings (``minilm``).
 FILTERS: dict[str, dict[str, object]] = {
     "none": {},
     "50%": {"b": {"$lt": 500}},
+    "35%": {"b": {"$lt": 350}},
     "5%": {"b": {"$lt": 50}},
     "0.5%": {"b": {"$lt": 5}},
 }
@@ -41,7 +43,7 @@ class Dataset:
     def mask(self, selectivity: str) -> npt.NDArray[np.bool_]:
         if selectivity == "none":
             return np.ones(self.n, bool)
-        return self.buckets < {"50%": 500, "5%": 50, "0.5%": 5}[selectivity]
+        return self.buckets < {"50%": 500, "35%": 350, "5%": 50, "0.5%": 5}[selectivity]
 
 
 def synthetic(n: int, d: int, nq: int, seed: int = 42) -> Dataset:
@@ -73,6 +75,18 @@ def near_random(n: int, d: int, nq: int, seed: int = 42) -> Dataset:
     base = rng.standard_normal((n, d), dtype=np.float32)
     queries = rng.standard_normal((nq, d), dtype=np.float32)
     return Dataset(f"near-random {n}x{d}", base, queries, rng.integers(0, 1000, size=n))
+
+
+def minilm(n: int, nq: int, seed: int = 42) -> Dataset:
+    """Real sentence embeddings of documentation (``embeddings``), 384-d and normalized, the
+    queries held out of the base; ``b`` codes the package, so the filters keep whole topics."""
+    from tools.bench import embeddings
+
+    vectors, packages = embeddings.load(n + nq)
+    order = np.random.default_rng(seed).permutation(len(vectors))
+    queries, base = order[:nq], order[nq:]
+    codes = embeddings.package_codes([packages[i] for i in base], seed)
+    return Dataset(f"MiniLM docstrings {len(base)}x{vectors.shape[1]}", vectors[base], vectors[queries], codes)
 
 
 def from_files(base_path: str, query_path: str, seed: int = 42) -> Dataset:
