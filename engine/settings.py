@@ -89,6 +89,9 @@ class Settings:
     fold_max_events: int = 2_000
     fold_max_rows: int = 50_000
     materialize_interval: float = 0.2
+    # A fold also stops at this many bytes of events (its rows' vectors and metadata): Lance's
+    # merge holds a fold's rows in a hash join (~3x their bytes) in a pool of 300 MB.
+    fold_max_bytes: int = 32 * 1024 * 1024
     # Data reads (GetVectors, ListVectors, QueryVectors) may use a catalog state probed at most this
     # many seconds ago instead of probing the catalog's log (engine/catalog/follower.py): an index's
     # own changes still reach them at once, through marks in its log; a bucket's policy may take

@@ -91,6 +91,7 @@ class Materializer:
         self._lock = anyio.Lock()
         self._wake = anyio.Event()
         self.folds = 0
+        self._fold_bytes = settings.fold_max_bytes  # halved after a fold overflows Lance's pool
         self.last_maintenance: list[str] = []
         # Index work a busy fold deferred (and, at start, whatever a crash may have cut short).
         self.maintenance_due = True
@@ -149,6 +150,12 @@ class Materializer:
                 raise
             return folded
 
+    def _capped(self, objects: int, rows: int, size: int) -> bool:
+        """Whether a fold holds enough: objects, rows, or event bytes (the rows' size: a fold of
+        50,000 rows of 384 dimensions overflowed the memory pool of Lance's merge)."""
+        settings = self.settings
+        return objects >= settings.fold_max_events or rows >= settings.fold_max_rows or size >= self._fold_bytes
+
     @staticmethod
     async def _keep_lease(lease: Lease) -> None:
         """Renew the lease while a long fold (an index build) runs."""
@@ -167,7 +174,7 @@ class Materializer:
         cp = await self._start()
         started = metrics.stopwatch()
         tail = Tail(self.index.metric, base_seq=cp.seq)
-        folded = 0
+        folded = size = 0
         try:
             async for obj in read_log(self.store, self._log_prefix, cp.seq, until=self.until):
                 marker = next((e for e in obj.events if e.type == VECTORS_RESTORED), None)
@@ -183,7 +190,8 @@ class Materializer:
                         # in another process need not have seen the catalog change yet.
                         self.dataset.text_pairs = config_pairs(event.json().get("text_search", []))
                 folded += 1
-                if folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows:
+                size += sum(len(e.payload) for e in obj.events)
+                if self._capped(folded, len(tail), size):
                     break
         except StoreUnavailable:
             if not folded:
@@ -206,7 +214,21 @@ class Materializer:
         )
         await self._fence()
         applied = metrics.stopwatch()
-        await anyio.to_thread.run_sync(self.dataset.apply, upserts, tail.deleted_keys())
+        try:
+            await anyio.to_thread.run_sync(self.dataset.apply, upserts, tail.deleted_keys())
+        except OSError as e:
+            if "Resources exhausted" not in str(e) or folded == 1:
+                raise
+            # Lance's merge holds the fold's rows in a hash join, in a pool of 300 MB; rows larger
+            # than ``fold_max_bytes`` assumed (large metadata) can overflow it: fold less at a time.
+            self._fold_bytes = max(1, min(self._fold_bytes, size) // 2)
+            log.warning(
+                "index %s: fold of %d bytes over Lance's memory pool; folding at most %d",
+                self.index.id,
+                size,
+                self._fold_bytes,
+            )
+            raise
         failpoints.hit("materializer.after_lance_commit")
         generation = await self._fence()
         await self._commit_checkpoint(Checkpoint(tail.seq, self.dataset.version, generation=generation))
@@ -216,7 +238,7 @@ class Materializer:
             metrics.FOLDED_OBJECTS.inc(folded)
             metrics.FOLD_SECONDS.observe(metrics.stopwatch() - started)
             # Writers still at it (more to fold already): defer the index work that can wait.
-            capped = folded >= self.settings.fold_max_events or len(tail) >= self.settings.fold_max_rows
+            capped = self._capped(folded, len(tail), size)
             busy = capped or await exists(self.store, keys.log_entry(self._log_prefix, tail.seq + 1))
             maintained = metrics.stopwatch()
             await self._maintain(settled=not busy)

@@ -242,6 +242,43 @@ async def test_folding_twice_is_a_no_op(backend: Backend) -> None:
         assert await again.run_once() == 0
 
 
+async def test_a_fold_stops_at_its_byte_budget_and_halves_it_when_lance_runs_out_of_memory(
+    backend: Backend,
+) -> None:
+    """Folds are bounded by their events' bytes as well as their rows (50,000 rows of 384-d once
+    overflowed the pool of Lance's merge and the fold retried forever); a fold that overflows it
+    anyway halves the budget, so the next, smaller fold goes through."""
+    async with backend.with_settings(run_materializers=False, fold_max_bytes=3_000).engine() as eng:
+        await make_index(eng)
+        rng = np.random.default_rng(5)
+
+        async def put_batches(tag: str) -> None:
+            for batch in range(4):  # four event objects of 200 rows: ~6.5 KB each
+                keys_ = [f"{tag}{batch}-{i}" for i in range(200)]
+                vectors = rng.standard_normal((200, 4)).astype(np.float32)
+                await eng.put_vectors(CTX, INDEX, keys_, vectors, [None] * 200)
+
+        await put_batches("a")
+        live = await eng.indexes.live(INDEX)  # the engine's own materializer, at 3,000 bytes
+        assert [await live.materializer.run_once() for _ in range(5)] == [1, 1, 1, 1, 0]
+
+        await put_batches("b")
+        m = Materializer(eng.store, live.index, replace(eng.settings, fold_max_bytes=40_000))
+        apply, calls = m.dataset.apply, []
+
+        def overflowing_once(*args: Any) -> Any:
+            calls.append(args[0].num_rows)
+            if len(calls) == 1:
+                raise OSError("Resources exhausted: Additional allocation failed for HashJoinInput")
+            return apply(*args)
+
+        m.dataset.apply = overflowing_once  # type: ignore[method-assign]
+        with pytest.raises(OSError, match="Resources exhausted"):
+            await m.run_once()
+        assert [await m.run_once() for _ in range(3)] == [2, 2, 0]
+        assert calls == [800, 400, 400] and m.dataset.count_rows() == 1600
+
+
 async def test_replay_from_zero_matches_the_live_index(backend: Backend) -> None:
     # The live and the replayed dataset train their IVF indexes separately; their top 10 agree
     # row for row when 100 candidates are re-ranked exactly (the default re-ranks 20 for k=10).
