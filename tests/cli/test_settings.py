@@ -24,7 +24,7 @@ def test_the_index_type_comes_from_the_environment_with_its_own_defaults() -> No
 
 def test_memory_settings_come_from_the_environment_in_megabytes() -> None:
     default = engine_settings(None, "us-east-1", {})
-    assert (default.open_cache_bytes, default.index_cache_bytes) == (768 * 2**20, 128 * 2**20)
+    assert (default.open_cache_bytes, default.index_cache_bytes) == (2048 * 2**20, 1024 * 2**20)
     env = {"VECLEDGER_OPEN_CACHE_MB": "64", "VECLEDGER_INDEX_CACHE_MB": "16", "VECLEDGER_MAX_OPEN_INDEXES": "10"}
     tuned = engine_settings(None, "us-east-1", env)
     assert (tuned.open_cache_bytes, tuned.index_cache_bytes, tuned.max_open_indexes) == (64 * 2**20, 16 * 2**20, 10)
